@@ -1,0 +1,245 @@
+/* eslint-disable */
+/**
+ * Types generated from schemas/ by scripts/gen-types.ts. Do not edit:
+ * change the schema and run `npm run gen:types`.
+ */
+
+export type Balance = number;
+
+export type ClientId = string;
+
+export interface ClientIdDerivation {
+  /**
+   * The server's secret, used as the HMAC key after UTF-8 encoding. At least 32 bytes once encoded (CID-2).
+   */
+  serverSecret: string;
+  /**
+   * The PaymentMethod's card.fingerprint exactly as Stripe returns it, used as the HMAC message after UTF-8 encoding.
+   */
+  fingerprint: string;
+  clientId: ClientId;
+}
+
+export interface ConformanceReport {
+  tool: {
+    name: string;
+    version: string;
+  };
+  /**
+   * The stripe402 wire version tested.
+   */
+  specVersion: 1;
+  /**
+   * The URL the suite was run against.
+   */
+  target: string;
+  startedAt: string;
+  durationMs: number;
+  /**
+   * The level requested.
+   */
+  level: "core" | "ledger" | "extensions" | "all";
+  /**
+   * The highest level whose every required (MUST) check passed, counting levels in order core, ledger, extensions.
+   */
+  levelReached: "none" | "core" | "ledger" | "extensions";
+  /**
+   * The fast-check seed of the run; replays every property.
+   */
+  seed: number;
+  /**
+   * Whether SHOULD failures fail the run (--strict).
+   */
+  strict?: boolean;
+  summary: {
+    passed: number;
+    failed: number;
+    skipped: number;
+    /**
+     * SHOULD checks that failed; they fail the run only with --strict.
+     */
+    nonStrict?: number;
+    info?: number;
+  };
+  checks: CheckResult[];
+}
+
+export interface CheckResult {
+  /**
+   * <section>/<slug>, stable.
+   */
+  id: string;
+  section: string;
+  title: string;
+  level: "core" | "ledger" | "extensions";
+  severity: "must" | "should" | "info";
+  requirement: {
+    id: string;
+    text: string;
+  };
+  status: "passed" | "failed" | "skipped" | "info";
+  durationMs: number;
+  expected?: string;
+  actual?: string;
+  /**
+   * Why the check was skipped, or what was observed for info.
+   */
+  reason?: string;
+  /**
+   * For a failed property: how to replay it.
+   */
+  property?: {
+    seed?: number;
+    path?: string;
+    counterexample?: string;
+    replay?: string;
+  };
+}
+
+export type Currency = string;
+
+export type Units = number;
+
+export interface DiscoveryDocument {
+  /**
+   * The protocol version; always the integer 1.
+   */
+  stripe402Version: 1;
+  /**
+   * The server's Stripe publishable key.
+   */
+  publishableKey: string;
+  /**
+   * The paid routes.
+   */
+  routes: DiscoveryRoute[];
+}
+
+export interface DiscoveryRoute {
+  /**
+   * The HTTP method, upper case.
+   */
+  method: string;
+  /**
+   * The absolute path of the route; may hold :name parameters.
+   */
+  path: string;
+  amount: Units;
+  currency: Currency;
+  minTopUp: Units;
+  maxTopUp?: Units;
+  description?: string;
+}
+
+export type ErrorCode =
+  | "insufficient_credits"
+  | "invalid_payment"
+  | "unsupported_version"
+  | "top_up_below_minimum"
+  | "top_up_above_maximum"
+  | "currency_not_accepted"
+  | "card_declined"
+  | "authentication_required"
+  | "payment_failed"
+  | "payment_required";
+
+export interface PaymentPayload {
+  /**
+   * The protocol version; always the integer 1 (MSG-1).
+   */
+  stripe402Version: 1;
+  /**
+   * A Stripe PaymentMethod id to read the card fingerprint from and, when the balance is short, to charge.
+   */
+  paymentMethodId?: string;
+  clientId?: ClientId;
+  topUpAmount?: Units;
+  /**
+   * Extension: a client-chosen key that makes a top-up safe to retry (MSG-10, PROC-6).
+   */
+  idempotencyKey?: string;
+  /**
+   * Extension: resume a top-up after card authentication (AUTH-2).
+   */
+  paymentIntentId?: string;
+  currency?: Currency;
+}
+
+export interface PaymentRequiredResponse {
+  /**
+   * The protocol version; always the integer 1.
+   */
+  stripe402Version: 1;
+  resource: ResourceInfo;
+  /**
+   * The ways to pay, one or more; entries MAY differ by currency.
+   *
+   * @minItems 1
+   */
+  accepts: [PaymentRequirements, ...PaymentRequirements[]];
+  error?: ErrorCode;
+}
+
+export interface ResourceInfo {
+  /**
+   * The URL, or the absolute path, of the requested resource.
+   */
+  url: string;
+  /**
+   * What the resource is, for humans.
+   */
+  description?: string;
+  /**
+   * The media type of a successful response.
+   */
+  mimeType?: string;
+}
+
+export interface PaymentRequirements {
+  /**
+   * The payment rail; always "stripe".
+   */
+  scheme: "stripe";
+  currency: Currency;
+  amount: Units;
+  minTopUp: Units;
+  maxTopUp?: Units;
+  /**
+   * The server's Stripe publishable key, with which a client tokenizes a card.
+   */
+  publishableKey: string;
+  /**
+   * What the charge is for, for humans.
+   */
+  description?: string;
+}
+
+export interface PaymentResponse {
+  /**
+   * Whether the request was paid for and served.
+   */
+  success: boolean;
+  /**
+   * The PaymentIntent id, present only when this request charged the card (PROC-9).
+   */
+  chargeId?: string;
+  creditsRemaining: Balance;
+  /**
+   * The client id to spend with from now on; the empty string when the server could not establish one (stripe402 v1 does the same, COMPAT-2).
+   */
+  clientId: string;
+  /**
+   * A message for humans; never internals (ERR-4).
+   */
+  error?: string;
+  errorCode?: ErrorCode;
+  /**
+   * Extension: the PaymentIntent awaiting card authentication (AUTH-1).
+   */
+  paymentIntentId?: string;
+  /**
+   * Extension: where the card holder completes authentication (AUTH-1).
+   */
+  nextActionUrl?: string;
+  currency?: Currency;
+}

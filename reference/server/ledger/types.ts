@@ -1,0 +1,100 @@
+/**
+ * The ledger contract every store implements (spec section 11): balances per
+ * (client id, currency) in integer units, a journal written in the same
+ * transaction as every balance change, and PaymentIntents that credit at
+ * most once. The payment engine sees only this interface, so the SQL ledger
+ * (PGlite, PostgreSQL) and the Redis ledger are interchangeable.
+ */
+
+/** One (client id, currency) balance: a balance never spans currencies (UNIT-5). */
+export interface Account {
+  clientId: string;
+  currency: string;
+}
+
+export interface SpendRequest extends Account {
+  /** Units to deduct; a positive safe integer. */
+  amount: number;
+  /** The paid route, for the aggregated journal entry (LEDG-3), e.g. "GET /api/joke". */
+  route: string;
+}
+
+export type SpendResult =
+  /** Deducted; `balance` is the balance after this spend. */
+  | { ok: true; balance: number }
+  /** Not enough credit; nothing changed; `balance` is the current balance (0 for an unknown account). */
+  | { ok: false; balance: number };
+
+export interface TopUpCredit extends Account {
+  /** The PaymentIntent that paid; the unique key of the credit (LEDG-4). */
+  paymentIntentId: string;
+  /** Units granted: exactly the payload's topUpAmount (UNIT-4). */
+  units: number;
+  /** What Stripe charged, in the currency's smallest unit (for conservation checks, LEDG-5). */
+  chargedMinor: number;
+  /** Deduct this request's price in the same transaction as the credit (PROC-8). */
+  spend?: { amount: number; route: string };
+}
+
+export interface TopUpResult {
+  /** False when this PaymentIntent had already been credited: nothing was credited again. */
+  credited: boolean;
+  /** Whether `spend` was deducted (false when absent or when the balance fell short). */
+  spent: boolean;
+  /** The balance after the operation. */
+  balance: number;
+}
+
+export interface RestoreRequest extends Account {
+  /** Units to give back, after the paid handler answered 5xx (PROC-10). */
+  amount: number;
+  route: string;
+}
+
+export type JournalKind = 'topup' | 'spend' | 'restore' | 'refund';
+
+export interface JournalEntry extends Account {
+  kind: JournalKind;
+  /** Signed change to the balance: positive for topup and restore, negative for spend and refund. */
+  delta: number;
+  /** For aggregated spends, how many requests the entry covers; 1 otherwise. */
+  count: number;
+  route?: string;
+  paymentIntentId?: string;
+  /** Smallest-unit amount Stripe charged, on topup entries. */
+  chargedMinor?: number;
+  createdAt: Date;
+}
+
+export interface Ledger {
+  /** Deducts atomically; never drives a balance below zero, under any concurrency, across processes (LEDG-1). */
+  spend(request: SpendRequest): Promise<SpendResult>;
+  /** Credits a succeeded PaymentIntent at most once, ever (LEDG-4), optionally spending in the same transaction. */
+  creditTopUp(credit: TopUpCredit): Promise<TopUpResult>;
+  /** Gives back a deduction (PROC-10). */
+  restore(request: RestoreRequest): Promise<{ balance: number }>;
+  /** The current balance; 0 for an unknown account. */
+  balance(account: Account): Promise<number>;
+  /** Whether this PaymentIntent has been credited. */
+  isCredited(paymentIntentId: string): Promise<boolean>;
+  /**
+   * Runs `fn` while holding the top-up lock of one account, shared by every
+   * process using this ledger, so concurrent top-ups make one charge (PROC-7).
+   * The lock expires after `ttlMs` if its holder dies.
+   */
+  withTopUpLock<T>(account: Account, fn: () => Promise<T>, ttlMs?: number): Promise<T>;
+  /** Every journal entry of an account, oldest first (for invariant checks and reconcile). */
+  journal(account: Account): Promise<JournalEntry[]>;
+  /** Every account the ledger knows, with its balance (for invariant checks; may be slow). */
+  accounts(): Promise<Array<Account & { balance: number }>>;
+  /** Finishes queued work and releases connections. */
+  close(): Promise<void>;
+}
+
+/** Thrown when the ledger cannot be reached; the server answers 503 (ERR-5). */
+export class LedgerUnavailableError extends Error {
+  override name = 'LedgerUnavailableError';
+  constructor(message = 'the ledger is unavailable', options?: { cause?: unknown }) {
+    super(message, options);
+  }
+}
