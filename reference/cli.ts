@@ -1,0 +1,42 @@
+/**
+ * The `stripe402` command: one dispatcher over the subcommands, each of
+ * which parses its own options. Subcommands load lazily so that `stripe402
+ * fetch` does not pay for the server's database drivers.
+ */
+const subcommands: Record<string, { summary: string; run: (argv: string[]) => Promise<void> }> = {
+  serve: {
+    summary: 'run the reference server and the demo paid API',
+    run: async (argv) => (await import('./server/cli.ts')).runServeCli(argv),
+  },
+  emulator: {
+    summary: 'run the Stripe test-mode emulator',
+    run: async (argv) => (await import('../conformance/stripe-emulator/index.ts')).runEmulatorCli(argv),
+  },
+  fetch: {
+    summary: 'fetch a URL, paying with stripe402 within a budget (curl-like)',
+    run: async (argv) => (await import('./client/cli.ts')).runFetchCli(argv),
+  },
+  reconcile: {
+    summary: 'credit succeeded top-ups that the ledger missed',
+    run: async (argv) => (await import('./server/cli.ts')).runReconcileCli(argv),
+  },
+};
+
+function usage(): string {
+  const lines = Object.entries(subcommands).map(([name, s]) => `  ${name.padEnd(10)} ${s.summary}`);
+  return ['Usage: stripe402 <command> [options]', '', 'Commands:', ...lines, '', 'Run `stripe402 <command> --help` for its options.'].join('\n');
+}
+
+const [name, ...rest] = process.argv.slice(2);
+const command = name ? subcommands[name] : undefined;
+if (!command) {
+  const asked = name === undefined || name === '--help' || name === '-h' || name === 'help';
+  (asked ? console.log : console.error)(asked ? usage() : `stripe402: unknown command '${name}'\n\n${usage()}`);
+  process.exit(asked ? 0 : 2);
+}
+try {
+  await command.run(rest);
+} catch (error) {
+  console.error(`stripe402 ${name}: ${error instanceof Error ? error.message : String(error)}`);
+  process.exit(1);
+}
