@@ -5,7 +5,7 @@
  * padding, invalid UTF-8 and non-object JSON are all `invalid_payment`.
  */
 import { HeaderDecodeError } from './errors.ts';
-import { validate, type SchemaName } from './schemas.ts';
+import { SCHEMAS, validate, type SchemaName } from './schemas.ts';
 import type { DiscoveryDocument, PaymentPayload, PaymentRequiredResponse, PaymentResponse } from './types.generated.ts';
 
 /** Header field names (ENC-1); HTTP field names are case-insensitive, these are the canonical spellings. */
@@ -158,7 +158,8 @@ export function checkMessage<T>(json: unknown, schema: SchemaName): Decoded<T> {
   }
   const version = (json as Record<string, unknown>).stripe402Version;
   // Another integer version is a different protocol: say so rather than blame its fields (MSG-1).
-  if (Number.isInteger(version) && version !== STRIPE402_VERSION) {
+  // Only in a message that defines stripe402Version; elsewhere it is an unknown member (MSG-2).
+  if (definesVersion(schema) && Number.isInteger(version) && version !== STRIPE402_VERSION) {
     return fail('unsupported_version', `stripe402Version ${String(version)} is not supported; this server speaks version 1`);
   }
   const result = validate<T>(schema, json);
@@ -168,6 +169,11 @@ export function checkMessage<T>(json: unknown, schema: SchemaName): Decoded<T> {
 /** Validates a parsed discovery document (DISC-1). */
 export function checkDiscoveryDocument(json: unknown): Decoded<DiscoveryDocument> {
   return checkMessage<DiscoveryDocument>(json, 'discovery');
+}
+
+function definesVersion(schema: SchemaName): boolean {
+  const properties = (SCHEMAS[schema] as { properties?: Record<string, unknown> }).properties;
+  return properties !== undefined && 'stripe402Version' in properties;
 }
 
 function decodeMessage<T>(raw: string, schema: SchemaName): Decoded<T> {
