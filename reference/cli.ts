@@ -38,5 +38,7 @@ try {
   await command.run(rest);
 } catch (error) {
   console.error(`stripe402 ${name}: ${error instanceof Error ? error.message : String(error)}`);
-  process.exit(1);
+  // Subcommands mark usage errors with exitCode 2; anything else is a failure.
+  const exitCode = (error as { exitCode?: unknown } | null)?.exitCode;
+  process.exit(typeof exitCode === 'number' ? exitCode : 1);
 }
