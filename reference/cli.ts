@@ -3,7 +3,7 @@
  * which parses its own options. Subcommands load lazily so that `stripe402
  * fetch` does not pay for the server's database drivers.
  */
-const subcommands: Record<string, { summary: string; run: (argv: string[]) => Promise<void> }> = {
+const subcommands: Record<string, { summary: string; run: (argv: string[]) => Promise<number | void> }> = {
   serve: {
     summary: 'run the reference server and the demo paid API',
     run: async (argv) => (await import('./server/cli.ts')).runServeCli(argv),
@@ -35,7 +35,9 @@ if (!command) {
   process.exit(asked ? 0 : 2);
 }
 try {
-  await command.run(rest);
+  // A subcommand either returns its exit code or sets process.exitCode itself.
+  const exitCode = await command.run(rest);
+  if (typeof exitCode === 'number') process.exitCode = exitCode;
 } catch (error) {
   console.error(`stripe402 ${name}: ${error instanceof Error ? error.message : String(error)}`);
   // Subcommands mark usage errors with exitCode 2; anything else is a failure.

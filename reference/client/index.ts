@@ -1,0 +1,30 @@
+/**
+ * reference/client: a `fetch` that pays stripe402 challenges within a
+ * budget (`withStripe402`, `Stripe402Client`), its budget policy, client-id
+ * stores, card tokenization, typed errors, and the `stripe402 fetch` CLI.
+ */
+export { Stripe402Client, withStripe402, newIdempotencyKey, describeCode, type Stripe402FetchOptions, type PaymentEvent } from './fetch.ts';
+export {
+  BudgetPolicy,
+  originMatches,
+  isLoopback,
+  limitFor,
+  topUpChargeMinor,
+  DEFAULT_MAX_PRICE_PER_REQUEST,
+  DEFAULT_MAX_TOP_UP,
+  DEFAULT_PER_ORIGIN_CAPS,
+  DEFAULT_TOTAL_CAPS,
+  type BudgetOptions,
+  type ChargeCaps,
+  type ChargeRecord,
+  type OriginPattern,
+  type Reservation,
+  type TopUpDetails,
+  type UnitsLimit,
+} from './budget.ts';
+export { MemoryClientIdStore, JsonFileClientIdStore, defaultStorePath, type ClientIdStore, type ClientIdFile } from './store.ts';
+export { createCardPaymentMethod, DEFAULT_STRIPE_API_BASE, type CardDetails } from './card.ts';
+export { bufferRequest, toInit, DEFAULT_MAX_BODY_BYTES, type ReplayableRequest } from './request.ts';
+export { redactClientId, redactPaymentMethodId, formatMinor, formatUnits } from './format.ts';
+export * from './errors.ts';
+export { runFetchCli, FETCH_EXIT, type FetchCliIo } from './cli.ts';

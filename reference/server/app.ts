@@ -1,0 +1,114 @@
+/**
+ * The demo paid API that `npm start` serves: a free health check, paid
+ * routes at several prices (one of them in a zero-decimal currency and one
+ * that always fails, to watch credits come back), behind the stripe402
+ * paywall, with CORS for browser clients and one JSON log line per request.
+ */
+import { Hono, type Context } from 'hono';
+import { cors } from 'hono/cors';
+import { HEADER_PAYMENT } from '../core/codec.ts';
+import { EXPOSED_HEADERS, type PaymentEngine } from './engine.ts';
+import { redact, scrub, type LogSink } from './log.ts';
+import { stripe402, type Stripe402Variables } from './middleware.ts';
+import type { PaidRouteConfig } from './routes.ts';
+
+/** The demo's price list. 1 unit = 1/10,000 of the major unit: 100 units = $0.01, 50,000 = $5.00. */
+export const DEMO_ROUTES: readonly PaidRouteConfig[] = Object.freeze([
+  { method: 'GET', path: '/api/joke', amount: 100, currency: 'usd', minTopUp: 50_000, maxTopUp: 10_000_000, description: 'A random joke', mimeType: 'application/json' },
+  { method: 'GET', path: '/api/weather', amount: 500, currency: 'usd', minTopUp: 50_000, maxTopUp: 10_000_000, description: 'Simulated weather for a city (?city=)', mimeType: 'application/json' },
+  { method: 'POST', path: '/api/echo', amount: 50, currency: 'usd', minTopUp: 50_000, maxTopUp: 10_000_000, description: 'Echoes the request body', mimeType: 'application/json' },
+  {
+    method: 'GET',
+    path: '/api/fortune',
+    description: 'A fortune, priced in yen (zero-decimal) or in dollars',
+    mimeType: 'application/json',
+    accepts: [
+      { currency: 'jpy', amount: 10_000, minTopUp: 1_000_000, maxTopUp: 100_000_000 },
+      { currency: 'usd', amount: 100, minTopUp: 50_000, maxTopUp: 10_000_000 },
+    ],
+  },
+  { method: 'GET', path: '/api/fail', amount: 100, currency: 'usd', minTopUp: 50_000, maxTopUp: 10_000_000, description: 'Always answers 500: the credits come back', mimeType: 'application/json' },
+]);
+
+const JOKES = [
+  'There are 10 kinds of people: those who understand binary and those who do not.',
+  'A SQL query walks into a bar, sees two tables and asks: may I join you?',
+  'HTTP 402 waited 27 years for this joke.',
+  'I would tell you a UDP joke, but you might not get it.',
+];
+const FORTUNES = ['A small payment brings great rewards.', 'Your balance will never go below zero.', 'An idempotency key protects you today.'];
+
+export interface DemoAppOptions {
+  engine: PaymentEngine;
+  webhookSecret?: string;
+  log?: LogSink;
+}
+
+/** The demo app. Paid routes are plain handlers: the paywall in front of them owns the price list. */
+export function createDemoApp(options: DemoAppOptions): Hono<{ Variables: Stripe402Variables }> {
+  const app = new Hono<{ Variables: Stripe402Variables }>();
+  const log = options.log;
+  if (log) app.use(requestLogger(log));
+  app.use(
+    cors({
+      origin: '*',
+      allowMethods: ['GET', 'HEAD', 'POST', 'OPTIONS'],
+      allowHeaders: [HEADER_PAYMENT, 'content-type'],
+      // One string, so every response spells the list the same way as the paywall does (ENC-12).
+      exposeHeaders: [EXPOSED_HEADERS],
+      maxAge: 600,
+    }),
+  );
+  app.use(stripe402({ engine: options.engine, ...(options.webhookSecret ? { webhookSecret: options.webhookSecret } : {}) }));
+
+  app.get('/health', (c) => c.json({ status: 'ok' }));
+  app.get('/api/joke', (c) => c.json({ joke: JOKES[Math.floor(Math.random() * JOKES.length)] }));
+  app.get('/api/weather', (c) => {
+    const city = (c.req.query('city') ?? 'Paris').slice(0, 64);
+    return c.json({ city, temperatureC: 12 + (hash(city) % 15), conditions: ['sunny', 'cloudy', 'rain', 'windy'][hash(city) % 4] });
+  });
+  app.post('/api/echo', async (c) => {
+    const type = c.req.header('content-type') ?? 'application/octet-stream';
+    return c.body(await c.req.arrayBuffer(), 200, { 'content-type': type });
+  });
+  app.get('/api/fortune', (c) => c.json({ fortune: FORTUNES[Math.floor(Math.random() * FORTUNES.length)] }));
+  app.get('/api/fail', (c) => c.json({ error: 'this resource always fails' }, 500));
+
+  app.notFound((c) => c.json({ error: 'not_found' }, 404));
+  // Never a stack trace to a client (ERR-4); the log keeps the detail.
+  app.onError((error, c) => {
+    log?.({ msg: 'handler error', level: 'error', path: new URL(c.req.url).pathname, error: scrub(error instanceof Error ? error.message : String(error)) });
+    return c.json({ error: 'internal_error' }, 500);
+  });
+  return app;
+}
+
+/** One log line per request; ids redacted (SEC-2), no query string (it may hold anything). */
+export function requestLogger(log: LogSink) {
+  return async function stripe402RequestLogger(c: Context<{ Variables: Stripe402Variables }>, next: () => Promise<void>) {
+    const started = performance.now();
+    await next();
+    const payment = c.get('stripe402');
+    const entry: Record<string, unknown> & { msg: string } = {
+      msg: 'request',
+      method: c.req.method,
+      path: new URL(c.req.url).pathname,
+      status: c.res.status,
+      ms: Math.round((performance.now() - started) * 10) / 10,
+    };
+    if (payment) {
+      if (payment.clientId) entry.clientId = redact(payment.clientId);
+      if (payment.paymentMethodId) entry.paymentMethod = redact(payment.paymentMethodId);
+      if (payment.errorCode) entry.errorCode = payment.errorCode;
+      if (payment.chargeId) entry.chargeId = payment.chargeId;
+      if (payment.restored) entry.restored = true;
+    }
+    log(entry);
+  };
+}
+
+function hash(text: string): number {
+  let h = 0;
+  for (let i = 0; i < text.length; i++) h = (h * 31 + text.charCodeAt(i)) >>> 0;
+  return h;
+}

@@ -1,0 +1,565 @@
+/**
+ * The payment engine (spec sections 8 to 10): a request for a paid route
+ * and its raw `payment` header in, a decision out: a 402 with both headers
+ * and the challenge body, a 503, or "serve", followed by a settle step that
+ * sets `payment-response` and gives the credits back when the handler
+ * failed. It follows the processing order of Section 8.2 step by step and
+ * knows nothing of HTTP frameworks, so any adapter (the Hono middleware
+ * here) is a thin shell around it.
+ */
+import { randomUUID } from 'node:crypto';
+import { HEADER_PAYMENT_REQUIRED, HEADER_PAYMENT_RESPONSE, STRIPE402_VERSION, decodePaymentHeader, encodeHeader } from '../core/codec.ts';
+import { deriveClientId, isClientId, isStrongServerSecret, SERVER_SECRET_MIN_BYTES } from '../core/client-id.ts';
+import { unitsToMinor } from '../core/units.ts';
+import type { ErrorCode, PaymentPayload, PaymentRequiredResponse, PaymentRequirements, PaymentResponse } from '../core/types.generated.ts';
+import { LedgerUnavailableError, type Ledger } from './ledger/types.ts';
+import { METADATA_CLIENT_ID, METADATA_CURRENCY, METADATA_UNITS, type GatewayFailure, type PaymentIntentView, type StripeGateway } from './gateway.ts';
+import { chargeStep, compileRoutes, RouteTable, STRIPE_MAXIMUM_CHARGE, type PaidRoute, type PaidRouteConfig, type Price, type RouteMatch } from './routes.ts';
+
+/** Headers every stripe402 response exposes to browsers (ENC-12). */
+export const EXPOSED_HEADERS = `${HEADER_PAYMENT_REQUIRED}, ${HEADER_PAYMENT_RESPONSE}`;
+
+export interface EngineOptions {
+  ledger: Ledger;
+  gateway: StripeGateway;
+  /** HMAC key of client ids; at least 32 bytes (CID-2). */
+  serverSecret: string;
+  /** `pk_test_...` or `pk_live_...`, advertised in every challenge. */
+  publishableKey: string;
+  routes: readonly PaidRouteConfig[];
+  /** Refuse routes whose minTopUp charges less than Stripe's minimum (UNIT-6); default true. */
+  enforceStripeMinimums?: boolean;
+  /** Match paid routes under any path prefix (PAY-3); default true. */
+  anyPrefix?: boolean;
+  /** Seconds in the Retry-After of a 503; default 2. */
+  retryAfterSeconds?: number;
+  /** How long a dead holder keeps a top-up lock; default 60 s, longer than a Stripe call with its retries. */
+  topUpLockTtlMs?: number;
+  /** `return_url` of every PaymentIntent, so that Stripe offers a next-action URL for card authentication (AUTH-1). */
+  returnUrl?: string;
+  /** Which handler statuses give a served request's credits back; default 5xx (PROC-10) and 404 (nothing was served). */
+  restoreOnStatus?: (status: number) => boolean;
+  /** Receives internal failures (with SDK and driver text) for the server log; never shown to clients. */
+  onInternalError?: (event: InternalErrorEvent) => void;
+}
+
+export interface InternalErrorEvent {
+  stage: 'ledger' | 'stripe' | 'settle' | 'unexpected';
+  route: string;
+  clientId?: string;
+  detail: string;
+  error?: unknown;
+}
+
+/** What to log about a decision; ids are redacted by the logger, never here. */
+export interface DecisionContext {
+  clientId?: string;
+  paymentMethodId?: string;
+  errorCode?: ErrorCode;
+  chargeId?: string;
+  /** Why a 503 was sent. */
+  fault?: 'ledger' | 'stripe';
+}
+
+/** Permission to run the handler; settle it afterwards with `engine.settle`. */
+export interface Grant {
+  readonly route: PaidRoute;
+  readonly price: Price;
+  readonly clientId: string;
+  /** Balance after this request's spend, as the atomic deduction returned it (PROC-9). */
+  readonly balance: number;
+  /** The PaymentIntent this request credited, if it credited one (PROC-9). */
+  readonly chargeId?: string;
+  readonly context: DecisionContext;
+}
+
+export type Decision =
+  /** Answer now: a 402 (challenge or error) or a 503. `body` is the exact response body. */
+  | { kind: 'respond'; status: 402 | 503; headers: Record<string, string>; body: string; context: DecisionContext }
+  /** Run the handler, then call `engine.settle(grant, status)`. */
+  | { kind: 'serve'; grant: Grant; context: DecisionContext };
+
+export interface Settlement {
+  headers: Record<string, string>;
+  restored: boolean;
+  balance: number;
+}
+
+/** Client-facing messages, a fixed set per code (ERR-4): plain words, no internals. */
+const MESSAGES = {
+  insufficient_credits: 'The balance does not cover this request; top up with a paymentMethodId.',
+  insufficient_after_topup: 'This top-up was already credited and the balance does not cover this request; use a new idempotencyKey to top up again.',
+  currency_not_accepted: 'This resource is not sold in that currency; see accepts.',
+  top_up_below_minimum: 'The top-up is below the minimum for this resource.',
+  top_up_above_maximum: 'The top-up is above the maximum for this resource.',
+  top_up_step: 'The top-up cannot be charged exactly in this currency; choose a multiple of its charge step.',
+  card_declined: 'The card was declined.',
+  authentication_required: 'The card issuer asks the card holder to authenticate this payment: complete it at nextActionUrl, then repeat the request with paymentIntentId.',
+  payment_failed: 'The payment did not succeed.',
+  unusable_payment_method: 'The PaymentMethod does not exist on this server\'s Stripe account or is not a card.',
+  unknown_payment_intent: 'The paymentIntentId does not name a top-up of this client for this price.',
+  key_reused: 'This idempotencyKey was used for a different top-up; use a new key.',
+  payment_intent_failed: 'The payment for this paymentIntentId did not succeed; start a new top-up.',
+  payment_intent_processing: 'The payment for this paymentIntentId is still processing; repeat the request later.',
+  unavailable: 'The server cannot process payments right now; repeat the request after the delay in Retry-After.',
+} as const;
+
+type Failure = { code: ErrorCode; message: string; clientId: string; balance: number; currency?: string; paymentIntentId?: string; nextActionUrl?: string };
+
+/** Thrown inside the engine when Stripe cannot be reached or the outcome of a call is unknown: the request ends in 503 (ERR-9). */
+class StripeUnavailable extends Error {
+  override name = 'StripeUnavailable';
+}
+
+/** The engine: build one per server, share it across requests. */
+export class PaymentEngine {
+  readonly routes: RouteTable;
+  readonly publishableKey: string;
+  readonly ledger: Ledger;
+  readonly gateway: StripeGateway;
+  private readonly serverSecret: string;
+  private readonly retryAfter: string;
+  private readonly lockTtlMs: number;
+  private readonly returnUrl: string | undefined;
+  private readonly restoreOn: (status: number) => boolean;
+  private readonly report: (event: InternalErrorEvent) => void;
+  /** Encoded challenges per route and error code (hot path: no re-encoding per request). */
+  private readonly challengeCache = new Map<string, { header: string; body: string }>();
+
+  constructor(options: EngineOptions) {
+    if (typeof options.serverSecret !== 'string' || !isStrongServerSecret(options.serverSecret)) {
+      throw new RangeError(`the server secret must be at least ${SERVER_SECRET_MIN_BYTES} bytes (CID-2)`);
+    }
+    if (!/^pk_(test|live)_[A-Za-z0-9_]+$/.test(options.publishableKey)) {
+      throw new RangeError('the publishable key must look like pk_test_... or pk_live_...');
+    }
+    this.ledger = options.ledger;
+    this.gateway = options.gateway;
+    this.serverSecret = options.serverSecret;
+    this.publishableKey = options.publishableKey;
+    this.routes = new RouteTable(compileRoutes(options.routes, { enforceStripeMinimums: options.enforceStripeMinimums ?? true }), {
+      anyPrefix: options.anyPrefix ?? true,
+    });
+    this.retryAfter = String(options.retryAfterSeconds ?? 2);
+    this.lockTtlMs = options.topUpLockTtlMs ?? 60_000;
+    this.returnUrl = options.returnUrl;
+    this.restoreOn = options.restoreOnStatus ?? ((status) => status >= 500 || status === 404);
+    this.report = options.onInternalError ?? (() => {});
+  }
+
+  /** The paid route a request is for, or null for a free one. */
+  match(method: string, path: string): RouteMatch | null {
+    return this.routes.match(method, path);
+  }
+
+  /** The discovery document (DISC-1). */
+  discovery() {
+    return this.routes.discovery(this.publishableKey);
+  }
+
+  /** The client id of a card fingerprint on this server (CID-1). */
+  clientIdFor(fingerprint: string): Promise<string> {
+    return deriveClientId(this.serverSecret, fingerprint);
+  }
+
+  /**
+   * Decides what to do with a request for a paid route. `paymentHeader` is
+   * the raw field value (a string; several lines joined by ", " or given as
+   * an array count as "sent more than once"), or null when absent.
+   */
+  async handle(match: RouteMatch, paymentHeader: string | readonly string[] | null | undefined): Promise<Decision> {
+    if (paymentHeader === null || paymentHeader === undefined) {
+      // PROC-1: the first challenge, error absent, no payment-response, no Stripe, no ledger.
+      const challenge = this.challenge(match, undefined);
+      return { kind: 'respond', status: 402, headers: this.errorHeaders(challenge.header, undefined), body: challenge.body, context: {} };
+    }
+    // Step 1 (PROC-2): decode and validate before anything else; a failure touches neither Stripe nor the ledger.
+    const decoded = decodePaymentHeader(paymentHeader);
+    if (!decoded.ok) {
+      const { code, detail } = decoded.error;
+      return this.fail(match, { code, message: `The payment header is invalid: ${detail}.`, clientId: '', balance: 0 });
+    }
+    const payload = decoded.value;
+    const price = payload.currency === undefined ? match.route.prices[0]! : match.route.byCurrency.get(payload.currency);
+    if (!price) return this.fail(match, { code: 'currency_not_accepted', message: MESSAGES.currency_not_accepted, clientId: '', balance: 0 });
+
+    const context: DecisionContext = {};
+    if (payload.clientId) context.clientId = payload.clientId;
+    if (payload.paymentMethodId) context.paymentMethodId = payload.paymentMethodId;
+    try {
+      return await this.pay(match, price, payload, context);
+    } catch (error) {
+      // A fault of the server, never of the request: 503 (ERR-5, ERR-9); nothing was charged that is not recoverable.
+      const fault = error instanceof StripeUnavailable ? 'stripe' : 'ledger';
+      const stage = error instanceof StripeUnavailable ? 'stripe' : error instanceof LedgerUnavailableError ? 'ledger' : 'unexpected';
+      this.report({ stage, route: match.route.key, detail: describe(error), error, ...(context.clientId ? { clientId: context.clientId } : {}) });
+      context.fault = fault;
+      return this.unavailable(context);
+    }
+  }
+
+  /**
+   * After the handler: the `payment-response` header (PROC-9), with the
+   * credits given back when the handler failed (PROC-10; `success` stays
+   * true and the response reports the balance after the restore).
+   */
+  async settle(grant: Grant, status: number): Promise<Settlement> {
+    const { route, price, clientId } = grant;
+    let balance = grant.balance;
+    let restored = false;
+    if (this.restoreOn(status)) {
+      try {
+        balance = (await this.ledger.restore({ clientId, currency: price.currency, amount: price.amount, route: route.key })).balance;
+        restored = true;
+      } catch (error) {
+        this.report({ stage: 'settle', route: route.key, clientId, detail: describe(error), error });
+      }
+    }
+    const response: PaymentResponse = {
+      success: true,
+      ...(grant.chargeId ? { chargeId: grant.chargeId } : {}),
+      creditsRemaining: balance,
+      clientId,
+      currency: price.currency,
+    };
+    return {
+      // ENC-15: a response carrying a client id is never stored by a shared cache.
+      headers: { [HEADER_PAYMENT_RESPONSE]: encodeHeader(response), 'cache-control': 'no-store', 'access-control-expose-headers': EXPOSED_HEADERS },
+      restored,
+      balance,
+    };
+  }
+
+  // ---- processing order (Section 8.2, steps 2 to 7) ----
+
+  private async pay(match: RouteMatch, price: Price, payload: PaymentPayload, context: DecisionContext): Promise<Decision> {
+    const { route } = match;
+    // Step 2: resume a top-up that awaited card authentication (AUTH-2).
+    if (payload.paymentIntentId !== undefined) return this.resume(match, price, payload, context);
+
+    // Step 3 (PROC-3): a client id spends atomically. An unknown well-formed id reads as a zero balance (CID-4).
+    let balance = 0;
+    if (payload.clientId !== undefined) {
+      const spent = await this.ledger.spend({ clientId: payload.clientId, currency: price.currency, amount: price.amount, route: route.key });
+      if (spent.ok) return this.serve(match, price, payload.clientId, spent.balance, undefined, context);
+      balance = spent.balance;
+      if (payload.paymentMethodId === undefined) {
+        return this.fail(match, { code: 'insufficient_credits', message: MESSAGES.insufficient_credits, clientId: payload.clientId, balance, currency: price.currency }, context);
+      }
+    }
+
+    // Step 4 (PROC-4): the card's fingerprint names the client; spend without charging when its balance covers the request.
+    const identified = await this.identify(payload.paymentMethodId!);
+    if (!identified.ok) {
+      return this.fail(match, { code: 'invalid_payment', message: MESSAGES.unusable_payment_method, clientId: payload.clientId ?? '', balance, currency: price.currency }, context);
+    }
+    const clientId = identified.clientId;
+    context.clientId = clientId;
+    if (clientId !== payload.clientId) {
+      const spent = await this.ledger.spend({ clientId, currency: price.currency, amount: price.amount, route: route.key });
+      if (spent.ok) return this.serve(match, price, clientId, spent.balance, undefined, context);
+      balance = spent.balance;
+    }
+
+    // Step 5 (PROC-5): only now is the top-up itself checked.
+    const topUp = payload.topUpAmount ?? price.minTopUp;
+    const base = { clientId, balance, currency: price.currency };
+    if (topUp < price.minTopUp || topUp < price.amount) return this.fail(match, { ...base, code: 'top_up_below_minimum', message: MESSAGES.top_up_below_minimum }, context);
+    const charge = unitsToMinor(topUp, price.currency);
+    if ((price.maxTopUp !== undefined && topUp > price.maxTopUp) || charge > STRIPE_MAXIMUM_CHARGE) {
+      return this.fail(match, { ...base, code: 'top_up_above_maximum', message: MESSAGES.top_up_above_maximum }, context);
+    }
+    if (charge % chargeStep(price.currency) !== 0) return this.fail(match, { ...base, code: 'invalid_payment', message: MESSAGES.top_up_step }, context);
+
+    // Step 6 (PROC-6, PROC-7): one charge per client and currency at a time; whoever waited checks the balance again.
+    const account = { clientId, currency: price.currency };
+    return this.ledger.withTopUpLock(
+      account,
+      async () => {
+        const spent = await this.ledger.spend({ ...account, amount: price.amount, route: route.key });
+        if (spent.ok) return this.serve(match, price, clientId, spent.balance, undefined, context);
+        return this.charge(match, price, payload, clientId, topUp, identified.customerId, spent.balance, context);
+      },
+      this.lockTtlMs,
+    );
+  }
+
+  /** PROC-4, CID-6: the client id of a PaymentMethod, or not usable. Stripe unreachable ends the request in 503. */
+  private async identify(paymentMethodId: string): Promise<{ ok: true; clientId: string; customerId: string | null } | { ok: false }> {
+    const found = await this.gateway.paymentMethod(paymentMethodId);
+    if (!found.ok) {
+      this.unavailableIfUnknown(found, 'payment method lookup');
+      return { ok: false };
+    }
+    const { fingerprint, customer } = found.paymentMethod;
+    if (!fingerprint) return { ok: false };
+    return { ok: true, clientId: await this.clientIdFor(fingerprint), customerId: customer };
+  }
+
+  private async charge(
+    match: RouteMatch,
+    price: Price,
+    payload: PaymentPayload,
+    clientId: string,
+    topUp: number,
+    attachedCustomer: string | null,
+    balance: number,
+    context: DecisionContext,
+  ): Promise<Decision> {
+    const base = { clientId, balance, currency: price.currency };
+    if (payload.idempotencyKey !== undefined) {
+      // PROC-12: one charge per (client id, idempotencyKey), even after Stripe's 24-hour idempotency window.
+      const earlier = await this.gateway.findTopUp(clientId, payload.idempotencyKey);
+      if (!earlier.ok) this.unavailableIfUnknown(earlier, 'top-up lookup', match);
+      else if (earlier.paymentIntent) {
+        const pi = earlier.paymentIntent;
+        if (!this.isOurs(pi, clientId, topUp, price.currency)) return this.fail(match, { ...base, code: 'invalid_payment', message: MESSAGES.key_reused }, context);
+        return this.settleIntent(match, price, pi, clientId, balance, context, 'charge');
+      }
+    }
+
+    let customerId = attachedCustomer;
+    if (!customerId) {
+      const customer = await this.gateway.findOrCreateCustomer(clientId);
+      if (!customer.ok) return this.fail(match, { ...base, ...this.chargeFailure(customer, 'customer', match) }, context);
+      customerId = customer.customerId;
+    }
+    // The key exists before the call, so the SDK's own retries and the client's retries reuse it (PROC-6).
+    const idempotencyKey = payload.idempotencyKey ? stripeIdempotencyKey(clientId, payload.idempotencyKey) : `stripe402:${clientId}:server-${randomUUID()}`;
+    const charged = await this.gateway.charge({
+      amountMinor: unitsToMinor(topUp, price.currency),
+      currency: price.currency,
+      paymentMethodId: payload.paymentMethodId!,
+      customerId,
+      clientId,
+      units: topUp,
+      // Same parameters on every retry of one key, or Stripe refuses the replay: nothing here depends on the route or on earlier attempts.
+      description: `stripe402 top-up: ${topUp} units`,
+      savePaymentMethod: true,
+      idempotencyKey,
+      ...(payload.idempotencyKey ? { clientIdempotencyKey: payload.idempotencyKey } : {}),
+      ...(this.returnUrl ? { returnUrl: this.returnUrl } : {}),
+    });
+    if (!charged.ok) return this.fail(match, { ...base, ...this.chargeFailure(charged, 'charge', match) }, context);
+    const pi = charged.paymentIntent;
+    // A replayed key returns the original PaymentIntent: it must still be this client's top-up (PROC-12).
+    if (!this.isOurs(pi, clientId, topUp, price.currency)) return this.fail(match, { ...base, code: 'invalid_payment', message: MESSAGES.key_reused }, context);
+    return this.settleIntent(match, price, pi, clientId, balance, context, 'charge');
+  }
+
+  /** Step 2 (AUTH-2, AUTH-3): the client comes back with the PaymentIntent it authenticated. */
+  private async resume(match: RouteMatch, price: Price, payload: PaymentPayload, context: DecisionContext): Promise<Decision> {
+    let clientId: string;
+    if (payload.paymentMethodId !== undefined) {
+      const identified = await this.identify(payload.paymentMethodId);
+      if (!identified.ok) {
+        return this.fail(match, { code: 'invalid_payment', message: MESSAGES.unusable_payment_method, clientId: payload.clientId ?? '', balance: 0, currency: price.currency }, context);
+      }
+      clientId = identified.clientId;
+    } else {
+      clientId = payload.clientId!;
+    }
+    context.clientId = clientId;
+    const account = { clientId, currency: price.currency };
+    const found = await this.gateway.retrievePaymentIntent(payload.paymentIntentId!);
+    if (!found.ok) this.unavailableIfUnknown(found, 'retrieve', match);
+    // Unknown, not ours, or another top-up than the one this payload describes: invalid_payment.
+    if (!found.ok || !this.isOurs(found.paymentIntent, clientId, payload.topUpAmount, price.currency)) {
+      const balance = await this.ledger.balance(account);
+      return this.fail(match, { code: 'invalid_payment', message: MESSAGES.unknown_payment_intent, clientId, balance, currency: price.currency }, context);
+    }
+    return this.settleIntent(match, price, found.paymentIntent, clientId, await this.ledger.balance(account), context, 'resume');
+  }
+
+  /** Acts on a PaymentIntent's status (Table 8.3, AUTH-1, AUTH-3): credit and spend, ask for authentication, or fail. */
+  private async settleIntent(
+    match: RouteMatch,
+    price: Price,
+    pi: PaymentIntentView,
+    clientId: string,
+    balance: number,
+    context: DecisionContext,
+    via: 'charge' | 'resume',
+  ): Promise<Decision> {
+    const base = { clientId, balance, currency: price.currency };
+    switch (pi.status) {
+      case 'succeeded':
+        return this.credit(match, price, pi, clientId, context, via);
+      case 'requires_action':
+        return this.fail(
+          match,
+          { ...base, code: 'authentication_required', message: MESSAGES.authentication_required, paymentIntentId: pi.id, ...(pi.nextActionUrl ? { nextActionUrl: pi.nextActionUrl } : {}) },
+          context,
+        );
+      case 'processing':
+        return this.fail(match, { ...base, code: 'payment_failed', message: MESSAGES.payment_intent_processing }, context);
+      default:
+        // A declined top-up found again under its idempotencyKey stays declined; a resumed one that failed is payment_failed (AUTH-3).
+        if (via === 'charge' && pi.declined) return this.fail(match, { ...base, code: 'card_declined', message: MESSAGES.card_declined }, context);
+        return this.fail(match, { ...base, code: 'payment_failed', message: via === 'resume' ? MESSAGES.payment_intent_failed : MESSAGES.payment_failed }, context);
+    }
+  }
+
+  /**
+   * Step 7 (PROC-8): credit the PaymentIntent's units keyed by its id and
+   * spend, in one ledger transaction. A PaymentIntent credited before
+   * (webhook, reconcile, an earlier attempt) is not credited again; the
+   * request then spends like any other, and never leads to a new charge.
+   */
+  private async credit(match: RouteMatch, price: Price, pi: PaymentIntentView, clientId: string, context: DecisionContext, via: 'charge' | 'resume'): Promise<Decision> {
+    const { route } = match;
+    const units = Number(pi.metadata[METADATA_UNITS]);
+    let result;
+    try {
+      result = await this.ledger.creditTopUp({
+        clientId,
+        currency: price.currency,
+        paymentIntentId: pi.id,
+        units,
+        chargedMinor: pi.amountReceived || pi.amount,
+        spend: { amount: price.amount, route: route.key },
+      });
+    } catch (error) {
+      // Charged but not recorded: the retry with the same idempotencyKey, the webhook or reconcile credits it once (LEDG-6).
+      this.report({ stage: 'ledger', route: route.key, clientId, detail: `credit of ${pi.id} failed: ${describe(error)}`, error });
+      context.fault = 'ledger';
+      return this.unavailable(context);
+    }
+    // PROC-9: chargeId exactly when this request credited the PaymentIntent.
+    if (result.spent) return this.serve(match, price, clientId, result.balance, pi.id, context);
+    const spent = await this.ledger.spend({ clientId, currency: price.currency, amount: price.amount, route: route.key });
+    if (spent.ok) return this.serve(match, price, clientId, spent.balance, result.credited ? pi.id : undefined, context);
+    const message = via === 'charge' ? MESSAGES.insufficient_after_topup : MESSAGES.insufficient_credits;
+    return this.fail(match, { code: 'insufficient_credits', message, clientId, balance: spent.balance, currency: price.currency }, context);
+  }
+
+  /** Whether a PaymentIntent is this client's stripe402 top-up in this currency (of `units`, when given) and adds up (AUTH-2, PROC-12). */
+  private isOurs(pi: PaymentIntentView, clientId: string, units: number | undefined, currency: string): boolean {
+    const metaUnits = pi.metadata[METADATA_UNITS] ?? '';
+    if (!/^[1-9][0-9]*$/.test(metaUnits) || !Number.isSafeInteger(Number(metaUnits))) return false;
+    if (units !== undefined && metaUnits !== String(units)) return false;
+    return (
+      pi.metadata[METADATA_CLIENT_ID] === clientId &&
+      (pi.metadata[METADATA_CURRENCY] ?? pi.currency) === currency &&
+      pi.currency === currency &&
+      pi.amount === unitsToMinor(Number(metaUnits), currency)
+    );
+  }
+
+  /** ERR-9: when Stripe could not be reached or the outcome is unknown, the request ends in 503. */
+  private unavailableIfUnknown(failure: GatewayFailure, call: string, match?: RouteMatch): void {
+    if (failure.kind === 'unavailable') throw new StripeUnavailable(`${call}: ${failure.detail}`);
+    this.report({ stage: 'stripe', route: match?.route.key ?? '', detail: `${call}: ${failure.kind}: ${failure.detail}` });
+  }
+
+  /** Table 8.3 for a failed Stripe call while charging. */
+  private chargeFailure(failure: GatewayFailure, call: string, match: RouteMatch): Pick<Failure, 'code' | 'message'> {
+    this.unavailableIfUnknown(failure, call, match);
+    if (failure.kind === 'declined') return { code: 'card_declined', message: MESSAGES.card_declined };
+    if (failure.kind === 'conflict') return { code: 'invalid_payment', message: MESSAGES.key_reused };
+    return { code: 'payment_failed', message: MESSAGES.payment_failed };
+  }
+
+  // ---- responses ----
+
+  private serve(match: RouteMatch, price: Price, clientId: string, balance: number, chargeId: string | undefined, context: DecisionContext): Decision {
+    context.clientId = clientId;
+    if (chargeId) context.chargeId = chargeId;
+    const grant: Grant = { route: match.route, price, clientId, balance, ...(chargeId ? { chargeId } : {}), context };
+    return { kind: 'serve', grant, context };
+  }
+
+  /** An error 402 (ERR-1, ERR-2): the challenge with `error` set, and a payment-response naming the same code. */
+  private fail(match: RouteMatch, failure: Failure, context: DecisionContext = {}): Decision {
+    context.errorCode = failure.code;
+    const challenge = this.challenge(match, failure.code);
+    const response: PaymentResponse = {
+      success: false,
+      creditsRemaining: failure.balance,
+      clientId: isClientId(failure.clientId) ? failure.clientId : '',
+      error: failure.message,
+      errorCode: failure.code,
+    };
+    if (failure.paymentIntentId) response.paymentIntentId = failure.paymentIntentId;
+    if (failure.nextActionUrl) response.nextActionUrl = failure.nextActionUrl;
+    if (failure.currency) response.currency = failure.currency;
+    return { kind: 'respond', status: 402, headers: this.errorHeaders(challenge.header, encodeHeader(response)), body: challenge.body, context };
+  }
+
+  /**
+   * A server fault (ERR-5, ERR-9): 503 with Retry-After, no payment-required,
+   * and no payment-response either (ENC-13 allows it; no error code means
+   * "the server is in trouble").
+   */
+  private unavailable(context: DecisionContext): Decision {
+    return {
+      kind: 'respond',
+      status: 503,
+      headers: { 'content-type': 'application/json', 'cache-control': 'no-store', 'retry-after': this.retryAfter },
+      body: JSON.stringify({ error: 'service_unavailable', message: MESSAGES.unavailable }),
+      context,
+    };
+  }
+
+  /** The PaymentRequiredResponse of a route, encoded once per route and error code (ENC-10). */
+  private challenge(match: RouteMatch, error: ErrorCode | undefined): { header: string; body: string } {
+    const { route } = match;
+    const cacheKey = route.hasParams ? null : `${route.key}\u0000${error ?? ''}`;
+    if (cacheKey) {
+      const cached = this.challengeCache.get(cacheKey);
+      if (cached) return cached;
+    }
+    const message: PaymentRequiredResponse = {
+      stripe402Version: STRIPE402_VERSION as 1,
+      resource: {
+        url: match.resourcePath,
+        ...(route.description === undefined ? {} : { description: route.description }),
+        ...(route.mimeType === undefined ? {} : { mimeType: route.mimeType }),
+      },
+      accepts: route.prices.map((price) => this.requirements(route, price)) as PaymentRequiredResponse['accepts'],
+      ...(error ? { error } : {}),
+    };
+    const body = JSON.stringify(message);
+    const encoded = { header: encodeHeader(message), body };
+    if (cacheKey) this.challengeCache.set(cacheKey, encoded);
+    return encoded;
+  }
+
+  private requirements(route: PaidRoute, price: Price): PaymentRequirements {
+    const description = price.description ?? route.description;
+    return {
+      scheme: 'stripe',
+      currency: price.currency,
+      amount: price.amount,
+      minTopUp: price.minTopUp,
+      ...(price.maxTopUp === undefined ? {} : { maxTopUp: price.maxTopUp }),
+      publishableKey: this.publishableKey,
+      ...(description === undefined ? {} : { description }),
+    };
+  }
+
+  private errorHeaders(challengeHeader: string, paymentResponse: string | undefined): Record<string, string> {
+    const headers: Record<string, string> = {
+      'content-type': 'application/json',
+      'cache-control': 'no-store',
+      [HEADER_PAYMENT_REQUIRED]: challengeHeader,
+      'access-control-expose-headers': EXPOSED_HEADERS,
+    };
+    if (paymentResponse !== undefined) headers[HEADER_PAYMENT_RESPONSE] = paymentResponse;
+    return headers;
+  }
+}
+
+/**
+ * The Stripe Idempotency-Key of a client-keyed top-up, in the form the spec
+ * recommends: a function of the client id and the payload's idempotencyKey
+ * only, different for every pair (PROC-6). At most 203 characters, within
+ * Stripe's 255.
+ */
+export function stripeIdempotencyKey(clientId: string, idempotencyKey: string): string {
+  return `stripe402:${clientId}:${idempotencyKey}`;
+}
+
+function describe(error: unknown): string {
+  return error instanceof Error ? `${error.name}: ${error.message}` : String(error);
+}

@@ -1,0 +1,206 @@
+/**
+ * The standalone reference server: the demo paid API (or a given route
+ * table) on @hono/node-server, a ledger opened from a URL, and Stripe via
+ * the official SDK. Without a Stripe secret key it starts the project's
+ * emulator in-process and says loudly that this is test mode. `startServer`
+ * is what `stripe402 serve`, the tests, the conformance suite's tests and
+ * the benchmarks call.
+ */
+import { randomBytes } from 'node:crypto';
+import { mkdirSync, readFileSync, writeFileSync, existsSync } from 'node:fs';
+import type { AddressInfo } from 'node:net';
+import path from 'node:path';
+import { serve } from '@hono/node-server';
+import { isStrongServerSecret, SERVER_SECRET_MIN_BYTES } from '../core/client-id.ts';
+import { createDemoApp, DEMO_ROUTES } from './app.ts';
+import { PaymentEngine } from './engine.ts';
+import { createStripeClient, StripeSdkGateway, type StripeGateway } from './gateway.ts';
+import { openLedger } from './ledger/index.ts';
+import type { Ledger } from './ledger/types.ts';
+import { jsonLogger, redact, scrub, type LogSink } from './log.ts';
+import { compileRoutes, type PaidRouteConfig } from './routes.ts';
+
+export const DEFAULT_PORT = 4021;
+export const DEFAULT_HOST = '127.0.0.1';
+export const DEFAULT_DATA_DIR = './data';
+
+export interface ServerOptions {
+  /** Default 4021; 0 picks a free port. */
+  port?: number;
+  /** Default 127.0.0.1 (loopback only). */
+  host?: string;
+  /** A ledger URL (`pglite:DIR`, `pglite:memory`, `postgres://...`, `redis://...`) or an open Ledger (then the caller closes it). Default `pglite:<dataDir>/ledger`. */
+  ledger?: string | Ledger;
+  /** Schema (SQL) or key prefix (Redis) of a ledger opened from a URL. */
+  ledgerSchema?: string;
+  ledgerKeyPrefix?: string;
+  /** Where the embedded ledger and the generated test-mode server secret live; default ./data. */
+  dataDir?: string;
+  /** `sk_test_...` / `sk_live_...`. Absent (and no stripeUrl): the emulator is started in-process. */
+  stripeSecretKey?: string;
+  stripePublishableKey?: string;
+  /** A Stripe-compatible API base URL (an emulator, stripe-mock); real Stripe when absent. */
+  stripeUrl?: string;
+  /** Per-request Stripe timeout in ms (default 30 s). */
+  stripeTimeoutMs?: number;
+  /** At least 32 bytes. Required with a live key; generated and kept in dataDir in test mode. */
+  serverSecret?: string;
+  /** The paid routes; default the demo's. */
+  routes?: readonly PaidRouteConfig[];
+  /** Stripe webhook signing secret; enables POST /stripe402/webhook. */
+  webhookSecret?: string;
+  /** JSON log lines; default stdout, false for none. */
+  log?: LogSink | false;
+  /** `return_url` of every PaymentIntent, so Stripe offers a next-action URL for card authentication (AUTH-1). */
+  returnUrl?: string;
+  /** Check minTopUp against Stripe's minimum charges (default true). */
+  enforceStripeMinimums?: boolean;
+  retryAfterSeconds?: number;
+}
+
+export interface RunningServer {
+  url: string;
+  port: number;
+  host: string;
+  engine: PaymentEngine;
+  ledger: Ledger;
+  gateway: StripeGateway;
+  /** Set when the emulator was started in-process (test mode). */
+  emulator?: { url: string };
+  testMode: boolean;
+  /** Stops accepting connections, finishes in-flight requests, then closes what this server opened. */
+  close(): Promise<void>;
+}
+
+/** Starts the server and resolves once it listens. */
+export async function startServer(options: ServerOptions = {}): Promise<RunningServer> {
+  const log: LogSink = options.log === false ? () => {} : (options.log ?? jsonLogger());
+  const dataDir = path.resolve(options.dataDir ?? DEFAULT_DATA_DIR);
+  const toClose: Array<() => Promise<void>> = [];
+  const closeAll = async () => {
+    for (const close of toClose.reverse()) await close().catch(() => {});
+  };
+
+  // Refuse a bad route table before starting anything (MSG-7, UNIT-6); the engine checks it again.
+  compileRoutes(options.routes ?? DEMO_ROUTES, { enforceStripeMinimums: options.enforceStripeMinimums ?? true });
+
+  try {
+    // Stripe: a key and maybe a URL, or the emulator in-process.
+    let secretKey = options.stripeSecretKey;
+    let publishableKey = options.stripePublishableKey;
+    let stripeUrl = options.stripeUrl;
+    let webhookSecret = options.webhookSecret;
+    let emulator: { url: string; setWebhook?: (webhook: { url: string; secret: string } | null) => void } | undefined;
+    if (!secretKey && !stripeUrl) {
+      const { startEmulator } = await import('../../conformance/stripe-emulator/index.ts');
+      const started = await startEmulator({ host: '127.0.0.1', port: 0 });
+      toClose.push(() => started.close());
+      emulator = started as typeof emulator;
+      stripeUrl = started.url;
+      secretKey = started.secretKey;
+      publishableKey = started.publishableKey;
+      webhookSecret ??= `whsec_${randomBytes(24).toString('hex')}`;
+    }
+    if (!secretKey) secretKey = 'sk_test_emulator';
+    publishableKey ??= secretKey.startsWith('sk_test_') && stripeUrl ? 'pk_test_emulator' : undefined;
+    if (!publishableKey) throw new Error('STRIPE_PUBLISHABLE_KEY is required with a Stripe secret key');
+    const live = /^(sk|rk)_live_/.test(secretKey);
+    if (live !== publishableKey.startsWith('pk_live_')) throw new Error('the Stripe secret and publishable keys must both be live or both be test keys');
+
+    const serverSecret = resolveServerSecret(options.serverSecret, live, dataDir, log);
+    const gateway = new StripeSdkGateway(createStripeClient(secretKey, { ...(stripeUrl ? { apiUrl: stripeUrl } : {}), timeoutMs: options.stripeTimeoutMs ?? 30_000 }));
+
+    let ledger: Ledger;
+    if (typeof options.ledger === 'object' && options.ledger !== null) {
+      ledger = options.ledger;
+    } else {
+      const url = options.ledger ?? `pglite:${path.join(dataDir, 'ledger')}`;
+      if (url.startsWith('pglite:') && url !== 'pglite:memory') mkdirSync(path.dirname(path.resolve(url.slice('pglite:'.length))), { recursive: true });
+      ledger = await openLedger(url, {
+        ...(options.ledgerSchema ? { schema: options.ledgerSchema } : {}),
+        ...(options.ledgerKeyPrefix ? { keyPrefix: options.ledgerKeyPrefix } : {}),
+      });
+      toClose.push(() => ledger.close());
+    }
+
+    const engine = new PaymentEngine({
+      ledger,
+      gateway,
+      serverSecret,
+      publishableKey,
+      routes: options.routes ?? DEMO_ROUTES,
+      enforceStripeMinimums: options.enforceStripeMinimums ?? true,
+      ...(options.retryAfterSeconds === undefined ? {} : { retryAfterSeconds: options.retryAfterSeconds }),
+      ...(options.returnUrl ? { returnUrl: options.returnUrl } : {}),
+      onInternalError: (event) =>
+        log({ msg: 'internal error', level: 'error', stage: event.stage, route: event.route, clientId: redact(event.clientId), detail: scrub(event.detail) }),
+    });
+    const app = createDemoApp({ engine, log, ...(webhookSecret ? { webhookSecret } : {}) });
+
+    const host = options.host ?? DEFAULT_HOST;
+    const server = await new Promise<ReturnType<typeof serve>>((resolve, reject) => {
+      const s = serve({ fetch: app.fetch, port: options.port ?? DEFAULT_PORT, hostname: host }, () => resolve(s));
+      s.once('error', reject);
+    });
+    const port = (server.address() as AddressInfo).port;
+    if (live && !isLoopback(host)) {
+      // SEC-1: client ids are bearer credentials; plain HTTP is for loopback only.
+      log({ msg: `listening on ${host} with a live key: put this server behind HTTPS (TLS termination) before clients send payment headers`, level: 'warn' });
+    }
+    const url = `http://${host.includes(':') ? `[${host}]` : host}:${port}`;
+    toClose.push(
+      () =>
+        new Promise<void>((resolve) => {
+          // close() waits for in-flight requests; idle keep-alive sockets would hold it open, so drop those.
+          server.close(() => resolve());
+          (server as unknown as { closeIdleConnections?: () => void }).closeIdleConnections?.();
+        }),
+    );
+    if (emulator?.setWebhook && webhookSecret) emulator.setWebhook({ url: `${url}/stripe402/webhook`, secret: webhookSecret });
+
+    let closing: Promise<void> | undefined;
+    return {
+      url,
+      port,
+      host,
+      engine,
+      ledger,
+      gateway,
+      ...(emulator ? { emulator: { url: emulator.url } } : {}),
+      testMode: !live,
+      close: () => (closing ??= closeAll()),
+    };
+  } catch (error) {
+    await closeAll();
+    throw error;
+  }
+}
+
+/**
+ * The server secret (CID-2): given (and long enough), or in test mode read
+ * from, or generated into, `<dataDir>/server-secret`, so client ids survive
+ * restarts. A live key never runs on a generated secret.
+ */
+export function resolveServerSecret(given: string | undefined, live: boolean, dataDir: string, log: LogSink): string {
+  if (given !== undefined && given !== '') {
+    if (!isStrongServerSecret(given)) throw new Error(`STRIPE402_SERVER_SECRET must be at least ${SERVER_SECRET_MIN_BYTES} bytes`);
+    return given;
+  }
+  if (live) throw new Error(`a live Stripe key needs STRIPE402_SERVER_SECRET (at least ${SERVER_SECRET_MIN_BYTES} bytes); it derives every client id`);
+  const file = path.join(dataDir, 'server-secret');
+  if (existsSync(file)) {
+    const secret = readFileSync(file, 'utf8').trim();
+    if (!isStrongServerSecret(secret)) throw new Error(`${file} holds a server secret shorter than ${SERVER_SECRET_MIN_BYTES} bytes`);
+    log({ msg: 'test mode: using the server secret kept in ' + file });
+    return secret;
+  }
+  mkdirSync(dataDir, { recursive: true });
+  const secret = randomBytes(32).toString('hex');
+  writeFileSync(file, secret + '\n', { mode: 0o600 });
+  log({ msg: 'test mode: generated a server secret and kept it in ' + file + ' (set STRIPE402_SERVER_SECRET to choose one)' });
+  return secret;
+}
+
+function isLoopback(host: string): boolean {
+  return host === 'localhost' || host === '::1' || host.startsWith('127.');
+}
