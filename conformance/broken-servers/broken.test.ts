@@ -17,7 +17,8 @@ import {
 import { listChecks } from '../runner.ts';
 import { startEmulator, type Emulator } from '../stripe-emulator/index.ts';
 import { detailOf, proveAll, type ProofRun } from './prove.ts';
-import { BREAKS, UNBREAKABLE, hasDuplicateMembers, startBrokenServer, type BreakName } from './server.ts';
+import { hasDuplicateMembers } from '../../reference/core/index.ts';
+import { BREAKS, UNBREAKABLE, startBrokenServer, type BreakName } from './server.ts';
 
 const NAMES = Object.keys(BREAKS) as BreakName[];
 

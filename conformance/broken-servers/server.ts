@@ -27,6 +27,8 @@ import {
   encodeHeader,
   unitsToMinor,
   HeaderDecodeError,
+  endOfJsonString,
+  hasDuplicateMembers,
   DISCOVERY_PATH,
   HEADER_PAYMENT,
   HEADER_PAYMENT_REQUIRED,
@@ -314,16 +316,16 @@ function buildApp(options: BrokenServerOptions): Hono<{ Bindings: HttpBindings }
       }
     }
     if (object?.ok) return checkPayload(object.value);
-    const strict = decodePaymentHeader(raw);
-    if (strict.ok) {
-      // ENC-16: JSON.parse keeps the last of two members of one name; the server refuses the ambiguity instead.
-      const text = new TextDecoder().decode(base64Decode(raw)!);
-      if (is('duplicate-member-first-wins')) return checkPayload(firstMemberWins(text));
-      if (!is('accepts-duplicate-members') && hasDuplicateMembers(text)) {
-        return { ok: false, error: new HeaderDecodeError('invalid_payment', 'the payload has two members of one name') };
+    // The strict codec refuses two members of one name (ENC-16); these breaks read them anyway.
+    if ((is('duplicate-member-first-wins') || is('accepts-duplicate-members')) && raw.length <= MAX_PAYMENT_HEADER_LENGTH && !raw.includes(',')) {
+      const bytes = base64Decode(raw);
+      const text = bytes ? new TextDecoder().decode(bytes) : '';
+      if (bytes && parseLoosely(Buffer.from(bytes)) && hasDuplicateMembers(text)) {
+        return checkPayload(is('duplicate-member-first-wins') ? firstMemberWins(text) : (JSON.parse(text) as Record<string, unknown>));
       }
-      return checkPayload(strict.value as unknown as Record<string, unknown>);
     }
+    const strict = decodePaymentHeader(raw);
+    if (strict.ok) return checkPayload(strict.value as unknown as Record<string, unknown>);
     // The lenient breaks repair members only: the length and repetition rules stay strict.
     if (!isLenient() || raw.length > MAX_PAYMENT_HEADER_LENGTH || raw.includes(',')) return strict;
     const lenient = decodeHeaderObject(raw);
@@ -778,27 +780,6 @@ function buildApp(options: BrokenServerOptions): Hono<{ Bindings: HttpBindings }
 }
 
 /** Whether a (valid) JSON text has an object, at any depth, with two members of one name (ENC-16). */
-export function hasDuplicateMembers(text: string): boolean {
-  const stack: Array<{ names: Set<string> | null; expectName: boolean }> = [];
-  for (let i = 0; i < text.length; i++) {
-    const c = text[i];
-    if (c === '"') {
-      const end = endOfString(text, i);
-      const top = stack.at(-1);
-      if (top?.names && top.expectName) {
-        const name = JSON.parse(text.slice(i, end + 1)) as string;
-        if (top.names.has(name)) return true;
-        top.names.add(name);
-        top.expectName = false;
-      }
-      i = end;
-    } else if (c === '{') stack.push({ names: new Set(), expectName: true });
-    else if (c === '[') stack.push({ names: null, expectName: false });
-    else if (c === '}' || c === ']') stack.pop();
-    else if (c === ',' && stack.at(-1)?.names) stack.at(-1)!.expectName = true;
-  }
-  return false;
-}
 
 /** The top-level members of a (valid) JSON object text, the first of each name kept: the broken reading ENC-16 forbids. */
 function firstMemberWins(text: string): Record<string, unknown> {
@@ -809,7 +790,7 @@ function firstMemberWins(text: string): Record<string, unknown> {
   for (let i = 0; i < text.length; i++) {
     const c = text[i];
     if (c === '"') {
-      const end = endOfString(text, i);
+      const end = endOfJsonString(text, i);
       if (depth === 1 && name === undefined) name = JSON.parse(text.slice(i, end + 1)) as string;
       i = end;
     } else if (c === ':' && depth === 1 && valueStart < 0) valueStart = i + 1;
@@ -823,8 +804,3 @@ function firstMemberWins(text: string): Record<string, unknown> {
   return members;
 }
 
-function endOfString(text: string, start: number): number {
-  let j = start + 1;
-  while (j < text.length && text[j] !== '"') j += text[j] === '\\' ? 2 : 1;
-  return j;
-}

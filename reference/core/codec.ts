@@ -120,7 +120,42 @@ export function decodeHeaderObject(value: string): Decoded<Record<string, unknow
   if (typeof json !== 'object' || json === null || Array.isArray(json)) {
     return fail('invalid_payment', 'the header does not decode to a JSON object');
   }
+  // JSON.parse keeps the last of two members of one name; refuse the ambiguity instead (ENC-16).
+  if (hasDuplicateMembers(text)) return fail('invalid_payment', 'the header has two members of one name');
   return { ok: true, value: json as Record<string, unknown> };
+}
+
+/**
+ * Whether a valid JSON text has an object with two members of the same
+ * name, at any depth (ENC-16). Expects text that JSON.parse accepted.
+ */
+export function hasDuplicateMembers(text: string): boolean {
+  const stack: Array<{ names: Set<string> | null; expectName: boolean }> = [];
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c === 34 /* " */) {
+      const end = endOfJsonString(text, i);
+      const top = stack[stack.length - 1];
+      if (top?.names && top.expectName) {
+        const name = JSON.parse(text.slice(i, end + 1)) as string;
+        if (top.names.has(name)) return true;
+        top.names.add(name);
+        top.expectName = false;
+      }
+      i = end;
+    } else if (c === 123 /* { */) stack.push({ names: new Set(), expectName: true });
+    else if (c === 91 /* [ */) stack.push({ names: null, expectName: false });
+    else if (c === 125 /* } */ || c === 93 /* ] */) stack.pop();
+    else if (c === 44 /* , */ && stack[stack.length - 1]?.names) stack[stack.length - 1]!.expectName = true;
+  }
+  return false;
+}
+
+/** The index of the quote closing the JSON string that opens at `start`. */
+export function endOfJsonString(text: string, start: number): number {
+  let j = start + 1;
+  while (j < text.length && text.charCodeAt(j) !== 34) j += text.charCodeAt(j) === 92 /* \ */ ? 2 : 1;
+  return j;
 }
 
 /**

@@ -51,6 +51,10 @@ export interface ConformanceReport {
    * Whether SHOULD failures fail the run (--strict).
    */
   strict?: boolean;
+  /**
+   * Errors of the suite itself (a bug, or a Stripe backend that failed a query), as opposed to conformance failures of the target; the CLI exits 3 when there is one.
+   */
+  harnessErrors?: string[];
   summary: {
     passed: number;
     failed: number;

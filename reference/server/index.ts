@@ -8,12 +8,13 @@ export type { EngineOptions, Decision, DecisionContext, Grant, Settlement, Inter
 export { compileRoutes, canonicalSegments, pathnameOf, chargeStep, RouteTable, RouteConfigError, STRIPE_MINIMUM_CHARGE, STRIPE_MAXIMUM_CHARGE } from './routes.ts';
 export type { PaidRouteConfig, PaidRoute, Price, RouteMatch } from './routes.ts';
 export { createStripeClient, StripeSdkGateway, METADATA_CLIENT_ID, METADATA_UNITS, METADATA_CURRENCY, METADATA_IDEMPOTENCY_KEY } from './gateway.ts';
-export type { StripeGateway, ChargeRequest, PaymentIntentView, PaymentMethodView, GatewayFailure, StripeClientOptions } from './gateway.ts';
+export type { StripeGateway, ChargeRequest, PaymentIntentView, PaymentMethodView, GatewayFailure, GatewayFailureKind, Outcome, StripeClientOptions } from './gateway.ts';
 export { stripe402, DEFAULT_WEBHOOK_PATH } from './middleware.ts';
 export type { Stripe402MiddlewareOptions, Stripe402Variables } from './middleware.ts';
 export { creditPaymentIntent, handleWebhook, reconcile, parseSince } from './recovery.ts';
 export type { ReconcileReport, WebhookResult, RecoveryOutcome } from './recovery.ts';
 export { createDemoApp, requestLogger, DEMO_ROUTES } from './app.ts';
+export type { DemoAppOptions } from './app.ts';
 export { startServer, resolveServerSecret, DEFAULT_PORT, DEFAULT_HOST } from './standalone.ts';
 export type { ServerOptions, RunningServer } from './standalone.ts';
 export { jsonLogger, redact, scrub, silentLogger, type LogSink, type LogEntry } from './log.ts';

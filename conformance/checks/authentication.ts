@@ -1,0 +1,140 @@
+/**
+ * Section 9, card authentication (extension): a charge that needs 3-D Secure
+ * is a protocol state, not a failure. The suite drives it end to end when the
+ * backend completes authentication on a GET of the next-action URL (the
+ * project's emulator does; real Stripe test mode needs a browser, and the
+ * check is then skipped).
+ */
+import type { RunContext } from '../context.ts';
+import { describe, isSuccess, type Exchange } from '../exchange.ts';
+import { expectBalance, expectError, expectServed, goodCard, probeCard, show, withBalanceUnchanged } from './helpers.ts';
+import { CheckFailure, SkipCheck, expect, type CheckDefinition } from './types.ts';
+
+interface PendingAuthentication {
+  clientId: string;
+  remainder: number;
+  paymentIntentId: string;
+  nextActionUrl: string;
+  topUpAmount: number;
+}
+
+/** Pays with the authentication card until the target answers authentication_required. */
+async function startAuthentication(ctx: RunContext): Promise<{ response: Exchange; pending?: PendingAuthentication }> {
+  const card = ctx.options.cards.authentication;
+  const topUpAmount = ctx.accept.minTopUp;
+  let response = await ctx.payWithCard(card, topUpAmount);
+  if (isSuccess(response.status) && response.paymentResponse) {
+    // The card's client still holds credit from an earlier run: spend it, then ask again.
+    await ctx.drain(response.paymentResponse.clientId);
+    response = await ctx.payWithCard(card, topUpAmount);
+  }
+  const answer = response.paymentResponse;
+  if (response.status !== 402 || answer?.errorCode !== 'authentication_required' || !answer.paymentIntentId || !answer.nextActionUrl) {
+    // Without a nextActionUrl (Stripe gave none) the card holder cannot be simulated: nothing pending to resume.
+    return { response };
+  }
+  const remainder = answer.creditsRemaining;
+  return {
+    response,
+    pending: { clientId: answer.clientId, remainder, paymentIntentId: answer.paymentIntentId, nextActionUrl: answer.nextActionUrl, topUpAmount },
+  };
+}
+
+/**
+ * Acts as the card holder: opens the next-action page as a browser would and
+ * follows its "complete" link (the emulator's page has one; Stripe's hosted
+ * test page needs a browser with JavaScript, so there the check is skipped).
+ * Returns true, or why authentication could not be completed.
+ */
+async function completeAuthentication(url: string, timeoutMs: number): Promise<true | string> {
+  try {
+    const page = await fetch(url, { headers: { accept: 'text/html' }, signal: AbortSignal.timeout(timeoutMs) });
+    const html = await page.text();
+    const link = [...html.matchAll(/<a\s[^>]*href="([^"]+)"[^>]*>([^<]*)<\/a>/gi)].find(([, , text]) => /complete/i.test(text ?? ''));
+    if (!link) return 'the next-action page offers no link that completes authentication (a browser is needed)';
+    const href = new URL(link[1]!.replaceAll('&amp;', '&'), page.url || url);
+    const done = await fetch(href, { headers: { accept: 'text/html' }, redirect: 'manual', signal: AbortSignal.timeout(timeoutMs) });
+    await done.arrayBuffer();
+    return done.status < 400 ? true : `completing authentication answered HTTP ${done.status}`;
+  } catch (error) {
+    return `the next-action page could not be used (${(error as Error).message})`;
+  }
+}
+
+export const authenticationChecks: CheckDefinition[] = [
+  {
+    id: '9/authentication-required-state',
+    title: 'a charge needing authentication is a 402 authentication_required with paymentIntentId and nextActionUrl',
+    level: 'extensions',
+    severity: 'must',
+    requirement: 'AUTH-1',
+    async run(ctx) {
+      const { response } = await startAuthentication(ctx);
+      if (response.paymentResponse?.errorCode === 'payment_failed') {
+        throw new SkipCheck('the target answers payment_failed: it does not implement the authentication extension');
+      }
+      expectError(response, 'authentication_required', `a top-up with ${ctx.options.cards.authentication}`);
+      const answer = response.paymentResponse!;
+      expect(/^pi_[A-Za-z0-9_]+$/.test(answer.paymentIntentId ?? ''), 'a paymentIntentId', show(answer));
+      // nextActionUrl is sent when Stripe provides one (AUTH-1); when present it must be usable.
+      if (answer.nextActionUrl !== undefined) expect(URL.canParse(answer.nextActionUrl), 'an absolute nextActionUrl', show(answer));
+      expect(answer.chargeId === undefined, 'no chargeId: nothing was credited', show(answer));
+    },
+  },
+  {
+    id: '9/resume-credits-once',
+    title: 'after authentication, a retry with paymentIntentId is served and credited once',
+    level: 'extensions',
+    severity: 'must',
+    requirement: 'AUTH-2',
+    async run(ctx) {
+      const { response, pending } = await startAuthentication(ctx);
+      if (!pending) {
+        throw new SkipCheck(`the target gave no authentication_required with a nextActionUrl to complete (${describe(response)}); see 9/authentication-required-state`);
+      }
+      const completed = await completeAuthentication(pending.nextActionUrl, ctx.options.timeoutMs);
+      if (completed !== true) throw new SkipCheck(completed);
+      if (ctx.backend) {
+        const intent = await ctx.backend.find(pending.paymentIntentId);
+        if (!intent) throw new CheckFailure(`PaymentIntent ${pending.paymentIntentId} (the target's paymentIntentId) in the backend`, 'the backend has no such PaymentIntent');
+        if (intent.status !== 'succeeded') {
+          throw new SkipCheck(`the backend did not complete authentication on a GET of the next-action URL (status ${intent.status})`);
+        }
+      }
+      const card = ctx.options.cards.authentication;
+      const payload = { stripe402Version: 1, paymentMethodId: card, paymentIntentId: pending.paymentIntentId, topUpAmount: pending.topUpAmount };
+      const resumed = await ctx.pay(payload);
+      if (resumed.paymentResponse?.errorCode === 'authentication_required' && !ctx.backend) {
+        throw new SkipCheck('the backend did not complete authentication on a GET of the next-action URL');
+      }
+      const answer = expectServed(resumed, 'the retry with paymentIntentId');
+      expect(answer.chargeId === pending.paymentIntentId, `chargeId ${pending.paymentIntentId} (this request credited it)`, show(answer));
+      const { amount } = ctx.accept;
+      expectBalance(resumed, pending.remainder + pending.topUpAmount - amount, `(${pending.remainder} + ${pending.topUpAmount} credited - ${amount} spent)`);
+      const again = await ctx.pay(payload);
+      const second = expectServed(again, 'a second retry with the same paymentIntentId');
+      expect(second.chargeId === undefined, 'no chargeId: a PaymentIntent credits once', show(second));
+      expectBalance(again, answer.creditsRemaining - amount, 'after one more spend and no second credit');
+    },
+  },
+  {
+    id: '9/rejects-foreign-payment-intent',
+    title: 'a paymentIntentId that is unknown or belongs to another client is invalid_payment',
+    level: 'extensions',
+    severity: 'must',
+    requirement: 'AUTH-3',
+    async run(ctx) {
+      const card = probeCard(ctx);
+      const otherClient = ctx.cardClients.get(goodCard(ctx, 1));
+      const foreign = [...ctx.charges.values()].find((c) => c.clientId === otherClient && c.clientId !== ctx.cardClients.get(card));
+      await withBalanceUnchanged(ctx, card, async () => {
+        const ids = [['an unknown PaymentIntent', 'pi_conformanceUnknown000000000']];
+        if (foreign) ids.push(['a PaymentIntent of another client', foreign.paymentIntentId]);
+        for (const [label, id] of ids) {
+          const response = await ctx.payWithCard(card, undefined, undefined, { paymentIntentId: id });
+          expectError(response, 'invalid_payment', label!);
+        }
+      });
+    },
+  },
+];

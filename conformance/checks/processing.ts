@@ -1,0 +1,300 @@
+/**
+ * Section 8, server processing: the challenge, top-ups and spends in the
+ * order the spec fixes (spend before charge, validate the top-up only when a
+ * charge is needed), serialized and idempotent charging, replays, and the
+ * restore of credit when the handler fails.
+ */
+import { encodeHeader } from '../../reference/core/index.ts';
+import type { RunContext, Route } from '../context.ts';
+import { describe, headerValue } from '../exchange.ts';
+import { modelProperty } from '../properties/model.ts';
+import {
+  expectBalance,
+  expectError,
+  expectServed,
+  goodCard,
+  probeCard,
+  stepUnits,
+} from './helpers.ts';
+import { CheckFailure, SkipCheck, expect, type CheckDefinition } from './types.ts';
+
+/** The number of this run's PaymentIntents for a client, or undefined without a backend. */
+async function chargesCount(ctx: RunContext, clientId: string): Promise<number | undefined> {
+  return ctx.backend ? (await ctx.backend.paymentIntentsFor(clientId)).length : undefined;
+}
+
+/** Fails when the backend shows a different number of new PaymentIntents for the client. */
+async function expectNewCharges(ctx: RunContext, clientId: string, before: number | undefined, expected: number, what: string): Promise<void> {
+  if (before === undefined) return;
+  const after = (await chargesCount(ctx, clientId))!;
+  expect(after - before === expected, `${expected} new PaymentIntent(s) in the backend ${what}`, `${after - before}`);
+}
+
+/** A client of the second card whose balance cannot pay one request. */
+function topUpCard(ctx: RunContext): string {
+  return goodCard(ctx, 1);
+}
+
+export const processingChecks: CheckDefinition[] = [
+  {
+    id: '8/unpaid-request-gets-challenge',
+    title: 'a request without payment gets the challenge: 402, no error member, no payment-response',
+    level: 'core',
+    severity: 'must',
+    requirement: 'PROC-1',
+    async run(ctx) {
+      const response = await ctx.send();
+      expect(response.status === 402, 'HTTP 402', describe(response));
+      expect(response.paymentRequired !== undefined, 'a decodable payment-required header', response.paymentRequiredError ?? 'none');
+      expect(response.paymentRequired.error === undefined, 'no error member on the first challenge', `error ${response.paymentRequired.error}`);
+      expect(headerValue(response.headers, 'payment-response') === undefined, 'no payment-response header', 'a payment-response header');
+    },
+  },
+  {
+    id: '8/top-up-charges-and-serves',
+    title: 'a card whose balance is short is charged topUpAmount, credited, and served',
+    level: 'ledger',
+    severity: 'must',
+    requirement: 'PROC-8',
+    async run(ctx) {
+      const card = topUpCard(ctx);
+      const { clientId, remainder } = await ctx.uncovered(card);
+      const before = await chargesCount(ctx, clientId);
+      const { minTopUp, amount } = ctx.accept;
+      const response = await ctx.payWithCard(card, minTopUp, undefined, { idempotencyKey: ctx.idempotencyKey() });
+      const answer = expectServed(response, 'a top-up');
+      expect(answer.chargeId !== undefined && /^pi_/.test(answer.chargeId), 'a chargeId naming the PaymentIntent', describe(response));
+      expect(answer.clientId === clientId, `client id ${clientId}`, answer.clientId);
+      expectBalance(response, remainder + minTopUp - amount, `(${remainder} + ${minTopUp} credited - ${amount} spent)`);
+      await expectNewCharges(ctx, clientId, before, 1, 'for one top-up');
+    },
+  },
+  {
+    id: '8/spend-deducts-amount',
+    title: 'a spend with a client id deducts exactly the amount and reports no chargeId',
+    level: 'core',
+    severity: 'must',
+    requirement: 'PROC-3',
+    async run(ctx) {
+      const amount = ctx.accept.amount;
+      const { clientId, balance } = await ctx.fund(probeCard(ctx), amount * 3);
+      let expected = balance;
+      for (let i = 0; i < 2; i++) {
+        const response = await ctx.spend(clientId);
+        const answer = expectServed(response, 'a spend');
+        expected -= amount;
+        expectBalance(response, expected, `after spend ${i + 1}`);
+        expect(answer.chargeId === undefined, 'no chargeId on a spend', `chargeId ${answer.chargeId}`);
+        expect(answer.clientId === clientId, `client id ${clientId}`, answer.clientId);
+      }
+    },
+  },
+  {
+    id: '8/client-id-spend-never-charges',
+    title: 'a payload with a covering clientId and a paymentMethodId spends and never charges',
+    level: 'core',
+    severity: 'must',
+    requirement: 'PROC-3',
+    async run(ctx) {
+      const card = probeCard(ctx);
+      const { clientId, balance } = await ctx.fund(card, ctx.accept.amount * 2);
+      const before = await chargesCount(ctx, clientId);
+      const response = await ctx.pay({ stripe402Version: 1, clientId, paymentMethodId: card, topUpAmount: ctx.accept.minTopUp });
+      const answer = expectServed(response, 'a spend carrying a card too');
+      expect(answer.chargeId === undefined, 'no chargeId', `chargeId ${answer.chargeId}`);
+      expectBalance(response, balance - ctx.accept.amount, 'after one spend');
+      await expectNewCharges(ctx, clientId, before, 0, 'for a covered request');
+    },
+  },
+  {
+    id: '8/insufficient-credits',
+    title: 'a client id whose balance cannot pay is insufficient_credits, with its balance unchanged',
+    level: 'core',
+    severity: 'must',
+    requirement: 'PROC-3',
+    async run(ctx) {
+      const { clientId, remainder } = await ctx.uncovered(topUpCard(ctx));
+      const response = await ctx.spend(clientId);
+      expectError(response, 'insufficient_credits', 'a spend from a short balance');
+      expect(response.paymentRequired !== undefined && response.paymentResponse !== undefined, 'both payment-required and payment-response', describe(response));
+      expectBalance(response, remainder, 'the balance unchanged');
+    },
+  },
+  {
+    id: '8/covered-card-does-not-charge',
+    title: 'paying with a card whose balance covers the request spends it without a charge',
+    level: 'ledger',
+    severity: 'must',
+    requirement: 'PROC-4',
+    async run(ctx) {
+      const card = probeCard(ctx);
+      const { clientId, balance } = await ctx.fund(card, ctx.accept.amount * 2);
+      const before = await chargesCount(ctx, clientId);
+      const response = await ctx.payWithCard(card, undefined, undefined, { idempotencyKey: ctx.idempotencyKey() });
+      const answer = expectServed(response, 'a payment with a covered card');
+      expect(answer.chargeId === undefined, 'no chargeId', `chargeId ${answer.chargeId}`);
+      expect(answer.clientId === clientId, `the card's client id ${clientId}`, answer.clientId);
+      expectBalance(response, balance - ctx.accept.amount, 'after one spend');
+      await expectNewCharges(ctx, clientId, before, 0, 'for a covered card');
+    },
+  },
+  {
+    id: '8/rejects-top-up-below-minimum',
+    title: 'a needed top-up below minTopUp is top_up_below_minimum, without a charge',
+    level: 'core',
+    severity: 'must',
+    requirement: 'PROC-5',
+    async run(ctx) {
+      const { minTopUp, amount } = ctx.accept;
+      const card = topUpCard(ctx);
+      const { clientId, remainder } = await ctx.uncovered(card);
+      const before = await chargesCount(ctx, clientId);
+      // One charge step below (UNIT-7), so that only the minimum is wrong with the amount.
+      const step = stepUnits(ctx.accept.currency);
+      if (minTopUp - step < 1) throw new SkipCheck('no valid top-up lies below minTopUp');
+      const amounts = [...new Set([minTopUp - step, amount - step >= 1 ? amount - step : minTopUp - step])];
+      for (const topUp of amounts) {
+        const response = await ctx.payWithCard(card, topUp);
+        expectError(response, 'top_up_below_minimum', `a top-up of ${topUp} units (minTopUp ${minTopUp})`);
+        expect(response.paymentResponse?.chargeId === undefined, 'no chargeId', describe(response));
+      }
+      expectBalance(await ctx.spend(clientId), remainder, 'the balance unchanged');
+      await expectNewCharges(ctx, clientId, before, 0, 'for refused top-ups');
+    },
+  },
+  {
+    id: '8/rejects-top-up-above-maximum',
+    title: 'a needed top-up above maxTopUp is top_up_above_maximum, without a charge',
+    level: 'core',
+    severity: 'must',
+    requirement: 'PROC-5',
+    async run(ctx) {
+      const { maxTopUp } = ctx.accept;
+      if (maxTopUp === undefined) throw new SkipCheck('the route advertises no maxTopUp');
+      const card = topUpCard(ctx);
+      const { clientId, remainder } = await ctx.uncovered(card);
+      const before = await chargesCount(ctx, clientId);
+      const topUp = maxTopUp + stepUnits(ctx.accept.currency);
+      const response = await ctx.payWithCard(card, topUp);
+      expectError(response, 'top_up_above_maximum', `a top-up of ${topUp} units (maxTopUp ${maxTopUp})`);
+      expectBalance(await ctx.spend(clientId), remainder, 'the balance unchanged');
+      await expectNewCharges(ctx, clientId, before, 0, 'for a refused top-up');
+    },
+  },
+  {
+    id: '8/concurrent-top-ups-charge-once',
+    title: 'concurrent top-ups for one card produce one charge, and the others spend its credit',
+    level: 'ledger',
+    severity: 'must',
+    requirement: 'PROC-7',
+    async run(ctx) {
+      const card = topUpCard(ctx);
+      const { minTopUp, amount } = ctx.accept;
+      const { clientId, remainder } = await ctx.uncovered(card);
+      const before = await chargesCount(ctx, clientId);
+      const count = Math.max(2, Math.min(ctx.options.concurrency, Math.floor((remainder + minTopUp) / amount)));
+      if (Math.floor((remainder + minTopUp) / amount) < 2) throw new SkipCheck('one top-up pays for one request only');
+      const responses = await ctx.burst(count, () => ctx.payWithCard(card, minTopUp), count);
+      for (const response of responses) expectServed(response, `each of ${count} concurrent top-ups`);
+      const charges = new Set(responses.map((r) => r.paymentResponse?.chargeId).filter(Boolean));
+      expect(charges.size === 1, `one chargeId among ${count} concurrent top-ups`, `${charges.size}: ${[...charges].join(', ')}`);
+      const balances = responses.map((r) => r.paymentResponse!.creditsRemaining);
+      expect(new Set(balances).size === count, 'a different balance reported to each request', balances.join(', '));
+      const lowest = Math.min(...balances);
+      expect(lowest === remainder + minTopUp - count * amount, `a final balance of ${remainder + minTopUp - count * amount}`, `${lowest}`);
+      await expectNewCharges(ctx, clientId, before, 1, `for ${count} concurrent top-ups`);
+    },
+  },
+  {
+    id: '8/idempotency-key-charges-once',
+    title: 'a top-up repeated with its idempotencyKey never charges again',
+    level: 'ledger',
+    severity: 'must',
+    requirement: 'PROC-12',
+    async run(ctx) {
+      const card = topUpCard(ctx);
+      const { minTopUp } = ctx.accept;
+      const { clientId } = await ctx.uncovered(card);
+      const before = await chargesCount(ctx, clientId);
+      const payload = { stripe402Version: 1, paymentMethodId: card, topUpAmount: minTopUp, idempotencyKey: ctx.idempotencyKey() };
+      const first = await ctx.pay(payload);
+      const answer = expectServed(first, 'a top-up with an idempotencyKey');
+      expect(answer.chargeId !== undefined, 'a chargeId', describe(first));
+      const remainder = await ctx.drain(clientId);
+      const repeat = await ctx.pay(payload);
+      expectError(repeat, 'insufficient_credits', 'the same top-up repeated after its credit was spent');
+      expect(repeat.paymentResponse?.chargeId === undefined, 'no chargeId', describe(repeat));
+      expectBalance(repeat, remainder, 'the balance unchanged');
+      const changed = await ctx.pay({ ...payload, topUpAmount: minTopUp + stepUnits(ctx.accept.currency) });
+      expectError(changed, 'invalid_payment', 'the same idempotencyKey with another topUpAmount');
+      await expectNewCharges(ctx, clientId, before, 1, 'for one idempotencyKey');
+    },
+  },
+  {
+    id: '8/replayed-spend-header-spends-once-per-request',
+    title: 'a replayed spend header spends the amount once per request, never more',
+    level: 'ledger',
+    severity: 'must',
+    requirement: 'PROC-11',
+    async run(ctx) {
+      const amount = ctx.accept.amount;
+      const { clientId, balance } = await ctx.fund(probeCard(ctx), amount * 4);
+      const header = encodeHeader({ stripe402Version: 1, clientId });
+      let expected = balance;
+      for (let i = 1; i <= 3; i++) {
+        const response = await ctx.send({ payment: header });
+        expectServed(response, `replay ${i} of one spend header`);
+        expected -= amount;
+        expectBalance(response, expected, `after replay ${i}`);
+      }
+    },
+  },
+  {
+    id: '8/replayed-top-up-header-charges-once',
+    title: 'a replayed top-up header is not charged again while its credit covers the request',
+    level: 'ledger',
+    severity: 'must',
+    requirement: 'PROC-11',
+    async run(ctx) {
+      const card = topUpCard(ctx);
+      const { minTopUp, amount } = ctx.accept;
+      if (minTopUp < 2 * amount) throw new SkipCheck('one top-up pays for one request only');
+      await ctx.uncovered(card);
+      const header = encodeHeader({ stripe402Version: 1, paymentMethodId: card, topUpAmount: minTopUp });
+      const first = await ctx.send({ payment: header });
+      const answer = expectServed(first, 'the top-up');
+      expect(answer.chargeId !== undefined, 'a chargeId on the first request', describe(first));
+      const second = await ctx.send({ payment: header });
+      const again = expectServed(second, 'the replay');
+      expect(again.chargeId === undefined, 'no chargeId on the replay', `chargeId ${again.chargeId}`);
+      expectBalance(second, answer.creditsRemaining - amount, 'after the replay spent the new credit');
+    },
+  },
+  {
+    id: '8/handler-failure-restores-credit',
+    title: 'when the handler answers 5xx the deducted amount is restored and reported',
+    level: 'ledger',
+    severity: 'must',
+    requirement: 'PROC-10',
+    async run(ctx) {
+      const failing = ctx.options.failingRoute;
+      if (!failing) throw new SkipCheck('needs a paid route that answers 5xx (--failing-route)');
+      const [method, path] = failing.includes(' ') ? failing.split(' ', 2) as [string, string] : ['GET', failing];
+      const unpaid = await ctx.send({ method, path }, { method, path });
+      const challenge = unpaid.paymentRequired;
+      if (unpaid.status !== 402 || !challenge) throw new CheckFailure(`a challenge for ${method} ${path}`, describe(unpaid));
+      const route: Route = { method, path, challenge, accept: challenge.accepts[0] };
+      const { clientId } = await ctx.fund(probeCard(ctx), route.accept.amount * 2, route);
+      const start = expectServed(await ctx.spend(clientId, route.accept.currency === ctx.accept.currency ? undefined : route), 'a spend').creditsRemaining;
+      const homeAmount = route.accept.currency === ctx.accept.currency ? ctx.accept.amount : route.accept.amount;
+      const failed = await ctx.spend(clientId, route);
+      expect(failed.status >= 500 && failed.status < 600, `a 5xx from ${method} ${path}`, describe(failed));
+      expect(failed.paymentResponse !== undefined, 'a payment-response on the 5xx', failed.paymentResponseError ?? 'none');
+      expect(failed.paymentResponse.creditsRemaining === start, `the restored balance ${start} reported`, `creditsRemaining ${failed.paymentResponse.creditsRemaining}`);
+      const next = await ctx.spend(clientId, route.accept.currency === ctx.accept.currency ? undefined : route);
+      expectServed(next, 'the next spend');
+      expectBalance(next, start - homeAmount, 'after the restore and one more spend');
+    },
+  },
+  modelProperty,
+];

@@ -1,0 +1,185 @@
+/**
+ * Model-based property: random sequences of protocol commands (unpaid
+ * requests, card top-ups, spends with known, unknown and exhausted client
+ * ids, malformed headers, concurrent bursts) run against the target while a
+ * model tracks each card's balance. The model starts empty in every run and
+ * learns a balance from the first answer it sees for a card
+ * (creditsRemaining), so the property holds against a server that already
+ * has state, and on repeated runs.
+ */
+import fc from 'fast-check';
+import { isClientId } from '../../reference/core/index.ts';
+import { expectBalance, expectError, expectServed } from '../checks/helpers.ts';
+import { SkipCheck, expect, type CheckDefinition } from '../checks/types.ts';
+import type { RunContext } from '../context.ts';
+import { describe, isSuccess } from '../exchange.ts';
+import { builtInInputs, stillInvalidOverHttp, type InvalidInput } from './invalid-input.ts';
+import { MAX_SHRINKS, checkProperty } from './run.ts';
+
+/** What the model knows of one card: its client id and balance, once learned. */
+interface Known {
+  clientId: string;
+  balance: number;
+}
+
+interface Model {
+  cards: Map<number, Known>;
+}
+
+type Command = fc.AsyncCommand<Model, RunContext>;
+
+/** The most spends one "exhaust the balance" command may send. */
+const MAX_EXHAUST = 2_000;
+
+function cardName(ctx: RunContext, index: number): string {
+  return ctx.options.cards.good[index]!;
+}
+
+class UnpaidRequest implements Command {
+  check = () => true;
+  async run(_model: Model, ctx: RunContext) {
+    const response = await ctx.send();
+    expect(response.status === 402 && response.paymentRequired && response.paymentRequired.error === undefined, 'the challenge (402, no error)', describe(response));
+  }
+  toString = () => 'UnpaidRequest';
+}
+
+class TopUpWithCard implements Command {
+  constructor(readonly card: number) {}
+  check = () => true;
+  async run(model: Model, ctx: RunContext) {
+    const { amount, minTopUp } = ctx.accept;
+    const known = model.cards.get(this.card);
+    const response = await ctx.payWithCard(cardName(ctx, this.card), minTopUp);
+    const answer = expectServed(response, `a payment with ${cardName(ctx, this.card)}`);
+    expect(isClientId(answer.clientId), 'a client id', describe(response));
+    if (known) {
+      expect(answer.clientId === known.clientId, `the card's client id ${known.clientId}`, answer.clientId);
+      if (known.balance >= amount) {
+        expect(answer.chargeId === undefined, `no charge: the balance ${known.balance} covers the request`, `chargeId ${answer.chargeId}`);
+        expectBalance(response, known.balance - amount, `(${known.balance} - ${amount})`);
+      } else {
+        expect(answer.chargeId !== undefined, `a charge: the balance ${known.balance} is short`, describe(response));
+        expectBalance(response, known.balance + minTopUp - amount, `(${known.balance} + ${minTopUp} - ${amount})`);
+      }
+    } else if (answer.chargeId !== undefined) {
+      expect(answer.creditsRemaining >= minTopUp - amount, `at least ${minTopUp - amount} after a top-up`, `${answer.creditsRemaining}`);
+    }
+    model.cards.set(this.card, { clientId: answer.clientId, balance: answer.creditsRemaining });
+  }
+  toString = () => `TopUpWithCard(${this.card})`;
+}
+
+class SpendWithClientId implements Command {
+  constructor(readonly card: number) {}
+  check = (model: Readonly<Model>) => model.cards.has(this.card);
+  async run(model: Model, ctx: RunContext) {
+    const known = model.cards.get(this.card)!;
+    const amount = ctx.accept.amount;
+    const response = await ctx.spend(known.clientId);
+    if (known.balance >= amount) {
+      const answer = expectServed(response, `a spend from a balance of ${known.balance}`);
+      expect(answer.chargeId === undefined, 'no chargeId on a spend', `chargeId ${answer.chargeId}`);
+      expectBalance(response, known.balance - amount, `(${known.balance} - ${amount})`);
+      known.balance -= amount;
+    } else {
+      expectError(response, 'insufficient_credits', `a spend from a balance of ${known.balance}`);
+      expectBalance(response, known.balance, 'unchanged');
+    }
+  }
+  toString = () => `SpendWithClientId(${this.card})`;
+}
+
+class SpendWithUnknownId implements Command {
+  constructor(readonly clientId: string) {}
+  check = () => true;
+  async run(_model: Model, ctx: RunContext) {
+    const response = await ctx.spend(this.clientId);
+    expectError(response, 'insufficient_credits', 'an unknown client id');
+    expectBalance(response, 0, 'for an unknown client id');
+  }
+  toString = () => `SpendWithUnknownId(${this.clientId.slice(0, 8)}…)`;
+}
+
+class SpendWithStaleId implements Command {
+  constructor(readonly card: number) {}
+  check = (model: Readonly<Model>) => model.cards.has(this.card);
+  async run(model: Model, ctx: RunContext) {
+    const known = model.cards.get(this.card)!;
+    const amount = ctx.accept.amount;
+    if (Math.floor(known.balance / amount) > MAX_EXHAUST) throw new SkipCheck(`the balance of card ${this.card} is too large to exhaust`);
+    // Exhaust the balance (every spend must be served; bulk spends may go through a dearer route in the same currency)...
+    known.balance = await ctx.spendDown(known.clientId, 0);
+    expect(known.balance >= 0 && known.balance < amount, `a balance below ${amount} once spent down`, `${known.balance}`);
+    // ...then the now stale id is refused, with the remainder.
+    const stale = await ctx.spend(known.clientId);
+    expectError(stale, 'insufficient_credits', 'a spend after the balance was exhausted');
+    expectBalance(stale, known.balance, 'the remainder');
+  }
+  toString = () => `SpendWithStaleId(${this.card})`;
+}
+
+class MalformedHeader implements Command {
+  constructor(readonly input: InvalidInput) {}
+  check = () => true;
+  async run(_model: Model, ctx: RunContext) {
+    const response = await ctx.send({ payment: this.input.value });
+    expectError(response, this.input.codes, this.input.source);
+  }
+  toString = () => `MalformedHeader(${JSON.stringify(this.input.source)})`;
+}
+
+class ConcurrentBurst implements Command {
+  constructor(
+    readonly card: number,
+    readonly size: number,
+  ) {}
+  check = (model: Readonly<Model>) => model.cards.has(this.card);
+  async run(model: Model, ctx: RunContext) {
+    const known = model.cards.get(this.card)!;
+    const amount = ctx.accept.amount;
+    const responses = await ctx.burst(this.size, () => ctx.spend(known.clientId), this.size);
+    const served = responses.filter((r) => isSuccess(r.status));
+    const expected = Math.min(this.size, Math.floor(known.balance / amount));
+    expect(served.length === expected, `${expected} of ${this.size} concurrent spends served from a balance of ${known.balance}`, `${served.length}`);
+    for (const r of responses) if (!isSuccess(r.status)) expectError(r, 'insufficient_credits', 'a concurrent spend beyond the balance');
+    const balances = served.map((r) => r.paymentResponse?.creditsRemaining ?? -1);
+    known.balance -= expected * amount;
+    if (served.length > 0) {
+      expect(new Set(balances).size === served.length && Math.min(...balances) === known.balance, `distinct balances ending at ${known.balance}`, balances.join(', '));
+    }
+  }
+  toString = () => `ConcurrentBurst(${this.card}, ${this.size})`;
+}
+
+export const modelProperty: CheckDefinition = {
+  id: '8/model-balances',
+  title: 'property: random sequences of top-ups, spends, bursts and bad headers keep every balance as the model predicts',
+  level: 'core',
+  severity: 'must',
+  requirement: 'PROC-9',
+  property: true,
+  async run(ctx) {
+    const cards = ctx.options.cards.good.length;
+    const junk = builtInInputs(ctx.options.cards.good[0]!, ctx.randomClientId(), ctx.accept.minTopUp).filter(stillInvalidOverHttp);
+    const card = fc.nat({ max: cards - 1 });
+    const hex = fc.string({ unit: fc.constantFrom(...'0123456789abcdef'), minLength: 64, maxLength: 64 });
+    const commands = fc.commands(
+      [
+        fc.constant(new UnpaidRequest()),
+        card.map((c) => new TopUpWithCard(c)),
+        card.map((c) => new SpendWithClientId(c)),
+        card.map((c) => new SpendWithClientId(c)),
+        hex.map((id) => new SpendWithUnknownId(id)),
+        card.map((c) => new SpendWithStaleId(c)),
+        fc.constantFrom(...junk).map((input) => new MalformedHeader(input)),
+        fc.tuple(card, fc.integer({ min: 2, max: Math.max(2, ctx.options.concurrency) })).map(([c, k]) => new ConcurrentBurst(c, k)),
+      ],
+      { maxCommands: 10, ...(ctx.options.commands ? { replayPath: ctx.options.commands } : {}) },
+    );
+    const property = fc.asyncProperty(fc.limitShrink(commands, MAX_SHRINKS), async (sequence) => {
+      await fc.asyncModelRun(() => ({ model: { cards: new Map() }, real: ctx }), sequence);
+    });
+    await checkProperty(ctx, property);
+  },
+};
