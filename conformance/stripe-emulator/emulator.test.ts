@@ -342,6 +342,14 @@ describe('declined cards', () => {
 });
 
 describe('cards that require authentication', () => {
+  it('a program that visits the next-action URL completes authentication', async () => {
+    const pi = await stripe.paymentIntents.create({ amount: 700, currency: 'usd', payment_method: 'pm_card_authenticationRequired', ...confirmNow });
+    expect(pi.status).toBe('requires_action');
+    const visit = await fetch(pi.next_action!.redirect_to_url!.url!);
+    expect(visit.status).toBe(200);
+    expect((await stripe.paymentIntents.retrieve(pi.id)).status).toBe('succeeded');
+  });
+
   it.each(['pm_card_authenticationRequired', 'pm_card_threeDSecure2Required', '4000002500003155', '4000002760003184'])(
     '%s waits in requires_action until authentication completes',
     async (card) => {

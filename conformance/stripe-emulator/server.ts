@@ -343,10 +343,14 @@ ${pending ? `<p><a href="${link('complete')}">Complete authentication</a> &nbsp;
       adminError(res, 404, `No such payment_intent: '${intentId}'`);
       return;
     }
-    const action = query.get('action');
+    let action = query.get('action');
     if (action === null) {
-      authenticationPage(res, req, intentId, `PaymentIntent ${intentId} (${record.object.amount} ${record.object.currency}) is ${record.object.status}.`);
-      return;
+      // A person in a browser chooses; a program that simply visits the URL completes authentication.
+      if ((req.headers.accept ?? '').includes('text/html')) {
+        authenticationPage(res, req, intentId, `PaymentIntent ${intentId} (${record.object.amount} ${record.object.currency}) is ${record.object.status}.`);
+        return;
+      }
+      action = 'complete';
     }
     if (action !== 'complete' && action !== 'fail') {
       adminError(res, 400, 'action must be complete or fail.');
