@@ -254,9 +254,12 @@ export const BREAKS = {
   'client-id-upper-case': {
     description: 'hands out client ids in upper-case hex',
     requirements: ['CID-1', 'MSG-12'],
-    // 6/client-id-is-64-hex cannot fail on this (see UNBREAKABLE); the schema check of every payment-response does.
-    checks: ['4/payment-responses-are-valid'],
-    alsoRun: ['6/client-id-is-64-hex'],
+    checks: ['6/client-id-is-64-hex', '4/payment-responses-are-valid'],
+  },
+  'client-id-too-short': {
+    description: 'hands out client ids of 32 hex characters (the HMAC cut to 128 bits)',
+    requirements: ['CID-1', 'MSG-12'],
+    checks: ['6/client-id-is-64-hex', '4/payment-responses-are-valid'],
   },
   'accepts-malformed-client-id': {
     description: 'repairs a malformed clientId (upper case, short, spaces, not hex) instead of rejecting it',
@@ -345,7 +348,7 @@ export const BREAKS = {
   'reports-balance-before-spend': {
     description: 'payment-response reports the balance before this request\'s deduction',
     requirements: ['PROC-9'],
-    checks: ['8/top-up-charges-and-serves'],
+    checks: ['8/top-up-charges-and-serves', '8/model-balances'],
   },
   'reports-balance-read-late': {
     description: 'payment-response reports the balance read again after the handler, not the value its own deduction left',
@@ -396,13 +399,16 @@ export const BREAKS = {
     description: 'keeps the deducted credits when the handler answers 5xx',
     requirements: ['PROC-10'],
     checks: ['8/handler-failure-restores-credit'],
-    // The check funds its client through the failing route unless an earlier check identified the card.
-    alsoRun: ['8/spend-deducts-amount'],
   },
 
   // ---- section 9: card authentication
   'authentication-without-payment-intent-id': {
     description: 'answers authentication_required without the paymentIntentId the client needs to resume',
+    requirements: ['AUTH-1'],
+    checks: ['9/authentication-required-state'],
+  },
+  'authentication-without-next-action-url': {
+    description: 'answers authentication_required without the nextActionUrl Stripe gave for the card holder to authenticate',
     requirements: ['AUTH-1'],
     checks: ['9/authentication-required-state'],
   },
@@ -481,9 +487,5 @@ export type BreakName = keyof typeof BREAKS;
  */
 export const UNBREAKABLE: Readonly<Record<string, string>> = {
   '3/base64url-handling': 'an info check: ENC-4 lets a server accept or reject base64url, so both answers pass and it reports what it saw',
-  '6/client-id-is-64-hex':
-    'a suite defect: the check gets the client id through RunContext.identify(), which already refuses (as a Prerequisite skip) any ' +
-    'answer whose clientId is not 64 lower-case hex, and the payment-response schema rejects such a clientId before the check sees it; ' +
-    'a server handing out malformed ids (break client-id-upper-case) makes it skip, and 4/payment-responses-are-valid fails instead',
   '13/https-outside-loopback': 'an info check: it reports whether the target uses HTTPS; on loopback plain HTTP is allowed',
 };

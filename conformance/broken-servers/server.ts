@@ -505,6 +505,7 @@ function buildApp(options: BrokenServerOptions): Hono<{ Bindings: HttpBindings }
     if (is('client-id-per-payment')) return deriveClientId(options.serverSecret, randomUUID());
     if (is('one-client-id-for-all-cards')) return deriveClientId(options.serverSecret, card.country ?? 'card');
     if (is('client-id-upper-case')) return (await deriveClientId(options.serverSecret, fingerprint)).toUpperCase();
+    if (is('client-id-too-short')) return (await deriveClientId(options.serverSecret, fingerprint)).slice(0, 32);
     return deriveClientId(options.serverSecret, fingerprint);
   }
 
@@ -580,7 +581,7 @@ function buildApp(options: BrokenServerOptions): Hono<{ Bindings: HttpBindings }
       const nextActionUrl = intent.next_action?.redirect_to_url?.url ?? undefined;
       return new NotCredited('authentication_required', 'the card holder must authenticate this payment', {
         ...(is('authentication-without-payment-intent-id') ? {} : { paymentIntentId: intent.id }),
-        ...(nextActionUrl ? { nextActionUrl } : {}),
+        ...(nextActionUrl && !is('authentication-without-next-action-url') ? { nextActionUrl } : {}),
       });
     }
     return new NotCredited('payment_failed', 'the payment could not be completed');

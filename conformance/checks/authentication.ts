@@ -76,9 +76,22 @@ export const authenticationChecks: CheckDefinition[] = [
       expectError(response, 'authentication_required', `a top-up with ${ctx.options.cards.authentication}`);
       const answer = response.paymentResponse!;
       expect(/^pi_[A-Za-z0-9_]+$/.test(answer.paymentIntentId ?? ''), 'a paymentIntentId', show(answer));
-      // nextActionUrl is sent when Stripe provides one (AUTH-1); when present it must be usable.
       if (answer.nextActionUrl !== undefined) expect(URL.canParse(answer.nextActionUrl), 'an absolute nextActionUrl', show(answer));
       expect(answer.chargeId === undefined, 'no chargeId: nothing was credited', show(answer));
+      // nextActionUrl is owed whenever Stripe gave the PaymentIntent a redirect URL (AUTH-1); only the
+      // backend can tell whether it did, so without one the suite judges the URL only when it is sent.
+      if (!ctx.backend) return;
+      const intent = await ctx.backend.find(answer.paymentIntentId!);
+      if (!intent) throw new CheckFailure(`PaymentIntent ${answer.paymentIntentId} (the target's paymentIntentId) in the backend`, 'the backend has no such PaymentIntent');
+      expect(intent.status === 'requires_action', `PaymentIntent ${intent.id} in requires_action (the state authentication_required reports)`, `status ${intent.status}`);
+      const stripeUrl = intent.next_action?.redirect_to_url?.url ?? undefined;
+      if (stripeUrl !== undefined) {
+        expect(
+          answer.nextActionUrl === stripeUrl,
+          `nextActionUrl ${stripeUrl} (next_action.redirect_to_url.url of ${intent.id})`,
+          answer.nextActionUrl === undefined ? `no nextActionUrl (payment-response members: ${Object.keys(answer).join(', ')})` : `nextActionUrl ${answer.nextActionUrl}`,
+        );
+      }
     },
   },
   {

@@ -4,10 +4,10 @@
  * server secret), and that an unknown id cannot be told from an empty one.
  */
 import { isDeepStrictEqual } from 'node:util';
-import { deriveClientId, isClientId } from '../../reference/core/index.ts';
+import { decodeHeaderObject, deriveClientId, isClientId } from '../../reference/core/index.ts';
 import { describe, isSuccess, type Exchange } from '../exchange.ts';
 import { expectError, goodCard, probeCard, withBalanceUnchanged } from './helpers.ts';
-import { CheckFailure, SkipCheck, expect, type CheckDefinition } from './types.ts';
+import { CheckFailure, Prerequisite, SkipCheck, expect, type CheckDefinition } from './types.ts';
 
 /** Response header fields that legitimately differ between two identical answers. */
 const VOLATILE_HEADERS = new Set(['date', 'connection', 'keep-alive', 'x-request-id', 'x-response-time', 'request-id', 'age', 'server-timing']);
@@ -36,8 +36,20 @@ export const identityChecks: CheckDefinition[] = [
     severity: 'must',
     requirement: 'CID-1',
     async run(ctx) {
-      const { clientId } = await ctx.identify(probeCard(ctx));
-      expect(isClientId(clientId), '64 characters of 0-9a-f', JSON.stringify(clientId));
+      // Not through ctx.identify() nor the decoded PaymentResponse: both already refuse a malformed
+      // id (the schema's pattern), which would turn the very failure this check exists for into a skip.
+      const card = probeCard(ctx);
+      const response = await ctx.payWithCard(card);
+      if (!isSuccess(response.status)) {
+        throw new Prerequisite(`paying with ${card} was not served (${describe(response)}); see 8/top-up-charges-and-serves`);
+      }
+      if (response.paymentResponseRaw === undefined) {
+        throw new Prerequisite(`the served payment with ${card} carried no payment-response; see 3/payment-response-on-success`);
+      }
+      const raw = decodeHeaderObject(response.paymentResponseRaw);
+      if (!raw.ok) throw new Prerequisite(`the payment-response does not decode to a JSON object (${raw.error.detail}); see 4/payment-responses-are-valid`);
+      const clientId = raw.value.clientId;
+      expect(typeof clientId === 'string' && isClientId(clientId), `a clientId of 64 characters of 0-9a-f for ${card}`, `clientId ${JSON.stringify(clientId)}`);
     },
   },
   {

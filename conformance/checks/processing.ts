@@ -283,17 +283,23 @@ export const processingChecks: CheckDefinition[] = [
       const unpaid = await ctx.send({ method, path }, { method, path });
       const challenge = unpaid.paymentRequired;
       if (unpaid.status !== 402 || !challenge) throw new CheckFailure(`a challenge for ${method} ${path}`, describe(unpaid));
-      const route: Route = { method, path, challenge, accept: challenge.accepts[0] };
-      const { clientId } = await ctx.fund(probeCard(ctx), route.accept.amount * 2, route);
-      const start = expectServed(await ctx.spend(clientId, route.accept.currency === ctx.accept.currency ? undefined : route), 'a spend').creditsRemaining;
-      const homeAmount = route.accept.currency === ctx.accept.currency ? ctx.accept.amount : route.accept.amount;
-      const failed = await ctx.spend(clientId, route);
+      const home = ctx.route();
+      const { currency, amount } = home.accept;
+      // The balance is one per currency (UNIT-5): the failing route must spend the one the paid route tops up.
+      const accept = challenge.accepts.find((a) => a.currency === currency);
+      if (!accept) throw new SkipCheck(`${method} ${path} is not sold in ${currency}, the currency of the paid route`);
+      const route: Route = { method, path, challenge, accept };
+      const inCurrency = accept === challenge.accepts[0] ? {} : { currency };
+      // Funded through the paid route: every payment on the failing route answers 5xx, so none of them can top up or identify the card.
+      const { clientId } = await ctx.fund(probeCard(ctx), 2 * amount + accept.amount);
+      const start = expectServed(await ctx.spend(clientId), 'a spend on the paid route').creditsRemaining;
+      const failed = await ctx.spend(clientId, route, inCurrency);
       expect(failed.status >= 500 && failed.status < 600, `a 5xx from ${method} ${path}`, describe(failed));
       expect(failed.paymentResponse !== undefined, 'a payment-response on the 5xx', failed.paymentResponseError ?? 'none');
       expect(failed.paymentResponse.creditsRemaining === start, `the restored balance ${start} reported`, `creditsRemaining ${failed.paymentResponse.creditsRemaining}`);
-      const next = await ctx.spend(clientId, route.accept.currency === ctx.accept.currency ? undefined : route);
-      expectServed(next, 'the next spend');
-      expectBalance(next, start - homeAmount, 'after the restore and one more spend');
+      const next = await ctx.spend(clientId);
+      expectServed(next, 'the next spend on the paid route');
+      expectBalance(next, start - amount, 'after the restore and one more spend');
     },
   },
   modelProperty,
