@@ -4,13 +4,12 @@
  * that always fails, to watch credits come back), behind the stripe402
  * paywall, with CORS for browser clients and one JSON log line per request.
  */
-import { Hono, type Context } from 'hono';
-import { cors } from 'hono/cors';
+import { Hono, type Context, type MiddlewareHandler } from 'hono';
 import { HEADER_PAYMENT } from '../core/codec.ts';
 import { EXPOSED_HEADERS, type PaymentEngine } from './engine.ts';
 import { redact, scrub, type LogSink } from './log.ts';
 import { stripe402, type Stripe402Variables } from './middleware.ts';
-import type { PaidRouteConfig } from './routes.ts';
+import { pathnameOf, type PaidRouteConfig } from './routes.ts';
 
 /** The demo's price list. 1 unit = 1/10,000 of the major unit: 100 units = $0.01, 50,000 = $5.00. */
 export const DEMO_ROUTES: readonly PaidRouteConfig[] = Object.freeze([
@@ -49,16 +48,7 @@ export function createDemoApp(options: DemoAppOptions): Hono<{ Variables: Stripe
   const app = new Hono<{ Variables: Stripe402Variables }>();
   const log = options.log;
   if (log) app.use(requestLogger(log));
-  app.use(
-    cors({
-      origin: '*',
-      allowMethods: ['GET', 'HEAD', 'POST', 'OPTIONS'],
-      allowHeaders: [HEADER_PAYMENT, 'content-type'],
-      // One string, so every response spells the list the same way as the paywall does (ENC-12).
-      exposeHeaders: [EXPOSED_HEADERS],
-      maxAge: 600,
-    }),
-  );
+  app.use(openCors());
   app.use(stripe402({ engine: options.engine, ...(options.webhookSecret ? { webhookSecret: options.webhookSecret } : {}) }));
 
   app.get('/health', (c) => c.json({ status: 'ok' }));
@@ -83,6 +73,31 @@ export function createDemoApp(options: DemoAppOptions): Hono<{ Variables: Stripe
   return app;
 }
 
+/**
+ * CORS for browser clients: any origin may call the API and read the
+ * stripe402 headers (ENC-12); preflights are answered here, free. It sets
+ * its headers before the handler runs, through `c.header`, so they travel
+ * with the handler's response as it is built. (hono/cors sets them on
+ * `c.res` instead, which makes Hono rebuild every response around a body
+ * stream, several times the cost of a small JSON answer.)
+ */
+export function openCors(): MiddlewareHandler {
+  const allowMethods = 'GET,HEAD,POST,OPTIONS';
+  const allowHeaders = `${HEADER_PAYMENT},content-type`;
+  return async function stripe402Cors(c, next) {
+    c.header('access-control-allow-origin', '*');
+    // One string, so every response spells the list the same way as the paywall does (ENC-12).
+    c.header('access-control-expose-headers', EXPOSED_HEADERS);
+    if (c.req.method === 'OPTIONS') {
+      c.header('access-control-allow-methods', allowMethods);
+      c.header('access-control-allow-headers', allowHeaders);
+      c.header('access-control-max-age', '600');
+      return c.body(null, 204);
+    }
+    await next();
+  };
+}
+
 /** One log line per request; ids redacted (SEC-2), no query string (it may hold anything). */
 export function requestLogger(log: LogSink) {
   return async function stripe402RequestLogger(c: Context<{ Variables: Stripe402Variables }>, next: () => Promise<void>) {
@@ -92,7 +107,7 @@ export function requestLogger(log: LogSink) {
     const entry: Record<string, unknown> & { msg: string } = {
       msg: 'request',
       method: c.req.method,
-      path: new URL(c.req.url).pathname,
+      path: pathnameOf(c.req.url),
       status: c.res.status,
       ms: Math.round((performance.now() - started) * 10) / 10,
     };

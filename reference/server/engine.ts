@@ -8,7 +8,7 @@
  * here) is a thin shell around it.
  */
 import { randomUUID } from 'node:crypto';
-import { HEADER_PAYMENT_REQUIRED, HEADER_PAYMENT_RESPONSE, STRIPE402_VERSION, decodePaymentHeader, encodeHeader } from '../core/codec.ts';
+import { HEADER_PAYMENT_REQUIRED, HEADER_PAYMENT_RESPONSE, STRIPE402_VERSION, decodePaymentHeader, encodeHeader, type Decoded } from '../core/codec.ts';
 import { deriveClientId, isClientId, isStrongServerSecret, SERVER_SECRET_MIN_BYTES } from '../core/client-id.ts';
 import { unitsToMinor } from '../core/units.ts';
 import type { ErrorCode, PaymentPayload, PaymentRequiredResponse, PaymentRequirements, PaymentResponse } from '../core/types.generated.ts';
@@ -104,6 +104,13 @@ const MESSAGES = {
   unavailable: 'The server cannot process payments right now; repeat the request after the delay in Retry-After.',
 } as const;
 
+/** The fixed headers of every served paid response, beside its payment-response. */
+const SERVED_HEADERS = Object.freeze({ 'cache-control': 'no-store', 'access-control-expose-headers': EXPOSED_HEADERS });
+
+/** How many decoded `payment` headers an engine remembers, and the longest it remembers (see PaymentEngine.decode). */
+const DECODE_CACHE_ENTRIES = 1024;
+const DECODE_CACHE_MAX_LENGTH = 512;
+
 type Failure = { code: ErrorCode; message: string; clientId: string; balance: number; currency?: string; paymentIntentId?: string; nextActionUrl?: string };
 
 /** Thrown inside the engine when Stripe cannot be reached or the outcome of a call is unknown: the request ends in 503 (ERR-9). */
@@ -125,6 +132,8 @@ export class PaymentEngine {
   private readonly report: (event: InternalErrorEvent) => void;
   /** Encoded challenges per route and error code (hot path: no re-encoding per request). */
   private readonly challengeCache = new Map<string, { header: string; body: string }>();
+  /** Recently decoded valid `payment` headers (see `decode`). */
+  private readonly decodeCache = new Map<string, Decoded<PaymentPayload>>();
 
   constructor(options: EngineOptions) {
     if (typeof options.serverSecret !== 'string' || !isStrongServerSecret(options.serverSecret)) {
@@ -174,7 +183,7 @@ export class PaymentEngine {
       return { kind: 'respond', status: 402, headers: this.errorHeaders(challenge.header, undefined), body: challenge.body, context: {} };
     }
     // Step 1 (PROC-2): decode and validate before anything else; a failure touches neither Stripe nor the ledger.
-    const decoded = decodePaymentHeader(paymentHeader);
+    const decoded = this.decode(paymentHeader);
     if (!decoded.ok) {
       const { code, detail } = decoded.error;
       return this.fail(match, { code, message: `The payment header is invalid: ${detail}.`, clientId: '', balance: 0 });
@@ -187,6 +196,12 @@ export class PaymentEngine {
     if (payload.clientId) context.clientId = payload.clientId;
     if (payload.paymentMethodId) context.paymentMethodId = payload.paymentMethodId;
     try {
+      if (payload.clientId !== undefined && payload.paymentMethodId === undefined && payload.paymentIntentId === undefined) {
+        // Step 3 alone (PROC-3), the path of every paid request after the first: one atomic spend.
+        const spent = await this.ledger.spend({ clientId: payload.clientId, currency: price.currency, amount: price.amount, route: match.route.key });
+        if (spent.ok) return this.serve(match, price, payload.clientId, spent.balance, undefined, context);
+        return this.fail(match, { code: 'insufficient_credits', message: MESSAGES.insufficient_credits, clientId: payload.clientId, balance: spent.balance, currency: price.currency }, context);
+      }
       return await this.pay(match, price, payload, context);
     } catch (error) {
       // A fault of the server, never of the request: 503 (ERR-5, ERR-9); nothing was charged that is not recoverable.
@@ -199,32 +214,61 @@ export class PaymentEngine {
   }
 
   /**
+   * Decodes a `payment` header, remembering the last valid short ones: a
+   * client spending its balance sends the same value with every request,
+   * and decoding (base64, UTF-8, JSON, schema) is a fair share of a paid
+   * request's cost. Decoding is a pure function of the value and the payload
+   * is frozen, so a remembered one is exactly what decoding would return.
+   * Bounded, so junk cannot grow it: only successes up to
+   * DECODE_CACHE_MAX_LENGTH characters, at most DECODE_CACHE_ENTRIES of
+   * them, the oldest forgotten first.
+   */
+  private decode(paymentHeader: string | readonly string[]): Decoded<PaymentPayload> {
+    const cacheable = typeof paymentHeader === 'string' && paymentHeader.length <= DECODE_CACHE_MAX_LENGTH;
+    if (cacheable) {
+      const cached = this.decodeCache.get(paymentHeader);
+      if (cached !== undefined) return cached;
+    }
+    const decoded = decodePaymentHeader(paymentHeader);
+    if (cacheable && decoded.ok) {
+      Object.freeze(decoded.value);
+      if (this.decodeCache.size >= DECODE_CACHE_ENTRIES) this.decodeCache.delete(this.decodeCache.keys().next().value!);
+      this.decodeCache.set(paymentHeader, Object.freeze(decoded));
+    }
+    return decoded;
+  }
+
+  /**
    * After the handler: the `payment-response` header (PROC-9), with the
    * credits given back when the handler failed (PROC-10; `success` stays
    * true and the response reports the balance after the restore).
    */
-  async settle(grant: Grant, status: number): Promise<Settlement> {
+  settle(grant: Grant, status: number): Promise<Settlement> {
+    // The common case settles without a ledger call: no async function, one resolved promise.
+    if (!this.restoreOn(status)) return Promise.resolve(this.settlement(grant, grant.balance, false));
+    return this.settleRestoring(grant);
+  }
+
+  private async settleRestoring(grant: Grant): Promise<Settlement> {
     const { route, price, clientId } = grant;
-    let balance = grant.balance;
-    let restored = false;
-    if (this.restoreOn(status)) {
-      try {
-        balance = (await this.ledger.restore({ clientId, currency: price.currency, amount: price.amount, route: route.key })).balance;
-        restored = true;
-      } catch (error) {
-        this.report({ stage: 'settle', route: route.key, clientId, detail: describe(error), error });
-      }
+    try {
+      const { balance } = await this.ledger.restore({ clientId, currency: price.currency, amount: price.amount, route: route.key });
+      return this.settlement(grant, balance, true);
+    } catch (error) {
+      this.report({ stage: 'settle', route: route.key, clientId, detail: describe(error), error });
+      return this.settlement(grant, grant.balance, false);
     }
-    const response: PaymentResponse = {
-      success: true,
-      ...(grant.chargeId ? { chargeId: grant.chargeId } : {}),
-      creditsRemaining: balance,
-      clientId,
-      currency: price.currency,
-    };
+  }
+
+  private settlement(grant: Grant, balance: number, restored: boolean): Settlement {
+    const { price, clientId } = grant;
+    const response: PaymentResponse =
+      grant.chargeId === undefined
+        ? { success: true, creditsRemaining: balance, clientId, currency: price.currency }
+        : { success: true, chargeId: grant.chargeId, creditsRemaining: balance, clientId, currency: price.currency };
     return {
       // ENC-15: a response carrying a client id is never stored by a shared cache.
-      headers: { [HEADER_PAYMENT_RESPONSE]: encodeHeader(response), 'cache-control': 'no-store', 'access-control-expose-headers': EXPOSED_HEADERS },
+      headers: { [HEADER_PAYMENT_RESPONSE]: encodeHeaderNative(response), ...SERVED_HEADERS },
       restored,
       balance,
     };
@@ -465,7 +509,7 @@ export class PaymentEngine {
   private serve(match: RouteMatch, price: Price, clientId: string, balance: number, chargeId: string | undefined, context: DecisionContext): Decision {
     context.clientId = clientId;
     if (chargeId) context.chargeId = chargeId;
-    const grant: Grant = { route: match.route, price, clientId, balance, ...(chargeId ? { chargeId } : {}), context };
+    const grant: Grant = chargeId ? { route: match.route, price, clientId, balance, chargeId, context } : { route: match.route, price, clientId, balance, context };
     return { kind: 'serve', grant, context };
   }
 
@@ -558,6 +602,15 @@ export class PaymentEngine {
  */
 export function stripeIdempotencyKey(clientId: string, idempotencyKey: string): string {
   return `stripe402:${clientId}:${idempotencyKey}`;
+}
+
+/**
+ * The same bytes as the core codec's `encodeHeader` (standard base64 with
+ * padding of the UTF-8 JSON, ENC-2), through Node's native encoder: the
+ * core stays free of Node APIs, and this runs once per paid request.
+ */
+function encodeHeaderNative(message: object): string {
+  return Buffer.from(JSON.stringify(message), 'utf8').toString('base64');
 }
 
 function describe(error: unknown): string {

@@ -59,19 +59,56 @@ export function stripe402(options: Stripe402MiddlewareOptions): MiddlewareHandle
     const match = engine.match(method, path);
     if (!match) return next();
 
-    // Every field line of `payment`: Headers joins repeated lines with ", ", which the codec rejects (ENC-9).
-    const decision = await engine.handle(match, c.req.raw.headers.get(HEADER_PAYMENT));
+    const decision = await engine.handle(match, paymentHeaderOf(c));
+    // The decision's context is this request's own object: it becomes the log record as it is.
+    const record = decision.context as NonNullable<Stripe402Variables['stripe402']>;
     if (decision.kind === 'respond') {
-      c.set('stripe402', { ...decision.context, paid: false });
+      record.paid = false;
+      c.set('stripe402', record);
       // Hono drops the body of a HEAD response itself.
       return c.body(decision.body, decision.status, decision.headers);
     }
 
     await next();
     const settlement = await engine.settle(decision.grant, c.res.status);
-    c.set('stripe402', { ...decision.context, paid: !settlement.restored, restored: settlement.restored });
-    for (const [name, value] of Object.entries(settlement.headers)) c.header(name, value);
+    record.paid = !settlement.restored;
+    record.restored = settlement.restored;
+    c.set('stripe402', record);
+    setResponseHeaders(c, settlement.headers);
   };
+}
+
+/**
+ * The raw `payment` field value. On @hono/node-server, read from Node's
+ * parsed request headers: building the Fetch `Headers` of the request only
+ * for this costs more than the rest of the lookup. Either way, repeated
+ * field lines arrive joined with ", ", which the codec rejects (ENC-9).
+ */
+function paymentHeaderOf(c: Context): string | null {
+  const incoming = (c.env as { incoming?: { headers?: Record<string, string | string[] | undefined> } } | undefined)?.incoming;
+  if (incoming?.headers !== undefined) {
+    const value = incoming.headers[HEADER_PAYMENT];
+    if (value === undefined) return null;
+    return typeof value === 'string' ? value : value.join(', ');
+  }
+  return c.req.raw.headers.get(HEADER_PAYMENT);
+}
+
+/**
+ * Adds headers to the handler's response in place, replacing any the
+ * handler set (its cache-control never outlives a payment-response, ENC-15).
+ * `c.header` after the handler would copy the response around a body
+ * stream first, which costs more than the payment itself; a response whose
+ * headers are immutable (a proxied fetch response) still gets them through
+ * that copy.
+ */
+function setResponseHeaders(c: Context, headers: Record<string, string>): void {
+  try {
+    const target = c.res.headers;
+    for (const name in headers) target.set(name, headers[name]!);
+  } catch {
+    for (const name in headers) c.header(name, headers[name]!);
+  }
 }
 
 export { EXPOSED_HEADERS };

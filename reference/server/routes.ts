@@ -213,6 +213,10 @@ export function pathnameOf(url: string): string {
   return url.slice(start, end);
 }
 
+/** How many `match` answers a route table remembers, and the longest raw path it remembers one for. */
+const MATCH_CACHE_ENTRIES = 1024;
+const MATCH_CACHE_MAX_PATH = 256;
+
 /**
  * Finds the paid route a request is for. HEAD is matched as GET (PAY-2).
  * With `anyPrefix` (the default), a route also matches under any path
@@ -224,6 +228,8 @@ export class RouteTable {
   readonly routes: readonly PaidRoute[];
   private readonly byMethod = new Map<string, PaidRoute[]>();
   private readonly anyPrefix: boolean;
+  /** Recent answers of `match`, by method and raw path; a RouteMatch is immutable, so sharing one is safe. */
+  private readonly matchCache = new Map<string, RouteMatch | null>();
 
   constructor(routes: readonly PaidRoute[], options: { anyPrefix?: boolean } = {}) {
     this.routes = routes;
@@ -239,13 +245,30 @@ export class RouteTable {
     const upper = method.toUpperCase();
     const candidates = this.byMethod.get(upper === 'HEAD' ? 'GET' : upper);
     if (!candidates) return null;
+    // Every request passes here, free ones too, and clients repeat their
+    // paths: remember recent answers (bounded, so odd paths cannot grow it).
+    const cacheable = rawPath.length <= MATCH_CACHE_MAX_PATH;
+    const key = cacheable ? `${upper} ${rawPath}` : '';
+    if (cacheable) {
+      const cached = this.matchCache.get(key);
+      if (cached !== undefined) return cached;
+    }
+    const found = this.find(candidates, rawPath);
+    if (cacheable) {
+      if (this.matchCache.size >= MATCH_CACHE_ENTRIES) this.matchCache.delete(this.matchCache.keys().next().value!);
+      this.matchCache.set(key, found);
+    }
+    return found;
+  }
+
+  private find(candidates: readonly PaidRoute[], rawPath: string): RouteMatch | null {
     const segments = canonicalSegments(rawPath);
     for (const route of candidates) {
       const offset = segments.length - route.pattern.length;
       if (offset < 0 || (offset > 0 && !this.anyPrefix)) continue;
       if (!patternMatches(route.pattern, segments, offset)) continue;
       const resourcePath = route.hasParams ? '/' + segments.slice(offset).join('/') : route.path;
-      return { route, resourcePath };
+      return Object.freeze({ route, resourcePath });
     }
     return null;
   }

@@ -56,6 +56,8 @@ export interface ServerOptions {
   /** Check minTopUp against Stripe's minimum charges (default true). */
   enforceStripeMinimums?: boolean;
   retryAfterSeconds?: number;
+  /** How long the top-up lock of a process that died holding it blocks that client's top-ups (default 60 s; keep it above the longest Stripe call with its retries). */
+  topUpLockTtlMs?: number;
 }
 
 export interface RunningServer {
@@ -131,11 +133,13 @@ export async function startServer(options: ServerOptions = {}): Promise<RunningS
       routes: options.routes ?? DEMO_ROUTES,
       enforceStripeMinimums: options.enforceStripeMinimums ?? true,
       ...(options.retryAfterSeconds === undefined ? {} : { retryAfterSeconds: options.retryAfterSeconds }),
+      ...(options.topUpLockTtlMs === undefined ? {} : { topUpLockTtlMs: options.topUpLockTtlMs }),
       ...(options.returnUrl ? { returnUrl: options.returnUrl } : {}),
       onInternalError: (event) =>
         log({ msg: 'internal error', level: 'error', stage: event.stage, route: event.route, clientId: redact(event.clientId), detail: scrub(event.detail) }),
     });
-    const app = createDemoApp({ engine, log, ...(webhookSecret ? { webhookSecret } : {}) });
+    // Without a log sink, no request logger at all: it would only cost time per request.
+    const app = createDemoApp({ engine, ...(options.log === false ? {} : { log }), ...(webhookSecret ? { webhookSecret } : {}) });
 
     const host = options.host ?? DEFAULT_HOST;
     const server = await new Promise<ReturnType<typeof serve>>((resolve, reject) => {

@@ -5,8 +5,9 @@
  * the event loop are queued and applied in one ledger operation, in arrival
  * order, by a store-specific `applyBatch` that returns one result per spend.
  *
- * At most one batch is in flight per ledger; spends arriving meanwhile wait
- * for the next one. Each promise settles only after its batch committed, so
+ * At most `maxInFlight` batches (one unless the store asks for more) are in
+ * flight per ledger; spends arriving meanwhile wait for the next one. Each
+ * promise settles only after its batch committed, so
  * nothing is served before its spend is durable (LEDG-7). If the batch fails,
  * every spend in it fails with the same error and nothing was deducted.
  */
@@ -24,14 +25,25 @@ interface QueuedSpend {
 export class GroupCommit {
   readonly #applyBatch: ApplyBatch;
   readonly #maxBatchSize: number;
+  readonly #maxInFlight: number;
   #queue: QueuedSpend[] = [];
   #flushScheduled = false;
-  #flushing = false;
+  #inFlight = 0;
   #idleWaiters: Array<() => void> = [];
 
-  constructor(applyBatch: ApplyBatch, maxBatchSize: number) {
+  /**
+   * `maxInFlight` batches may be applying at once (default 1). More than one
+   * can help a PostgreSQL ledger whose batches touch different accounts:
+   * they commit in parallel on separate pooled connections. Batches touching
+   * the same account still apply one at a time, because the store locks the
+   * account's row (SQL) or runs one command at a time (Redis); each spend's
+   * result is the balance after its own deduction, whichever batch went
+   * first.
+   */
+  constructor(applyBatch: ApplyBatch, maxBatchSize: number, maxInFlight = 1) {
     this.#applyBatch = applyBatch;
     this.#maxBatchSize = maxBatchSize;
+    this.#maxInFlight = maxInFlight;
   }
 
   submit(request: SpendRequest): Promise<SpendResult> {
@@ -48,11 +60,11 @@ export class GroupCommit {
   }
 
   #isIdle(): boolean {
-    return this.#queue.length === 0 && !this.#flushing && !this.#flushScheduled;
+    return this.#queue.length === 0 && this.#inFlight === 0 && !this.#flushScheduled;
   }
 
   #scheduleFlush(): void {
-    if (this.#flushing || this.#flushScheduled) return;
+    if (this.#inFlight >= this.#maxInFlight || this.#flushScheduled) return;
     this.#flushScheduled = true;
     // setImmediate, not a microtask: callers resumed by the previous batch
     // get to queue their next spend before this batch is cut.
@@ -64,7 +76,9 @@ export class GroupCommit {
     const batch = this.#queue.length <= this.#maxBatchSize ? this.#queue : this.#queue.slice(0, this.#maxBatchSize);
     this.#queue = batch === this.#queue ? [] : this.#queue.slice(this.#maxBatchSize);
     if (batch.length > 0) {
-      this.#flushing = true;
+      this.#inFlight++;
+      // Room for another batch: whatever queues meanwhile need not wait for this one.
+      if (this.#queue.length > 0) this.#scheduleFlush();
       try {
         const results = await this.#applyBatch(batch.map((queued) => queued.request));
         if (results.length !== batch.length) throw new Error('the ledger returned a result count that does not match its batch');
@@ -72,7 +86,7 @@ export class GroupCommit {
       } catch (error) {
         for (const queued of batch) queued.reject(error);
       } finally {
-        this.#flushing = false;
+        this.#inFlight--;
       }
     }
     if (this.#queue.length > 0) this.#scheduleFlush();

@@ -31,6 +31,13 @@ export interface LedgerOptions {
   groupCommit?: boolean;
   /** Most spends per group-commit batch (default 512). */
   maxBatchSize?: number;
+  /**
+   * Group-commit batches applying at once (default 1). More can help a
+   * PostgreSQL ledger whose batches touch different accounts (many clients):
+   * they commit in parallel on separate pooled connections. Batches that
+   * share an account gain nothing, since they wait on its row lock.
+   */
+  maxBatchesInFlight?: number;
   /** PostgreSQL connections (default: twice the CPU count, at least 2, at most 8). */
   poolSize?: number;
   /** How long to wait for a PostgreSQL or Redis connection before the ledger is unavailable (default 5000 ms). */
@@ -92,6 +99,14 @@ export function assertLockWait(lockWaitMs: unknown): asserts lockWaitMs is numbe
   if (typeof lockWaitMs !== 'number' || !Number.isSafeInteger(lockWaitMs) || lockWaitMs < 0 || lockWaitMs > MAX_TIMER_MS) {
     throw new TypeError('lockWaitMs must be an integer from 0 to 2^31-1');
   }
+}
+
+export function resolveMaxBatchesInFlight(value: number | undefined, fallback: number): number {
+  if (value === undefined) return fallback;
+  if (!Number.isSafeInteger(value) || value < 1 || value > 64) {
+    throw new TypeError('maxBatchesInFlight must be an integer from 1 to 64');
+  }
+  return value;
 }
 
 export function resolveMaxBatchSize(value: number | undefined): number {

@@ -40,6 +40,7 @@ import {
   assertTtl,
   assertUnits,
   resolveMaxBatchSize,
+  resolveMaxBatchesInFlight,
   toUnits,
   type LedgerOptions,
 } from './shared.ts';
@@ -75,6 +76,12 @@ interface SqlDriver {
   readonly locks: LocalLocks;
   /** Whether the top-up lock must also be taken in the database (other processes share it). */
   readonly sharedAcrossProcesses: boolean;
+  /**
+   * Runs SQL text that carries its values as literals, through the simple
+   * query protocol; set only where that is much cheaper than a
+   * parameterized statement (PGlite, see PGliteDriver.inline).
+   */
+  inline?: (text: string) => Promise<Row[]>;
 }
 
 /** A driver error becomes LedgerUnavailableError, its text kept only as `cause` for logs. */
@@ -109,6 +116,26 @@ class PGliteDriver implements SqlDriver {
     } catch (error) {
       throw ledgerError(error);
     }
+  }
+
+  /**
+   * PGlite answers a parameterized statement with six calls into its
+   * WebAssembly module (parse, describe, bind, describe, execute, sync) and
+   * a simple query with one, which makes a spend batch about a third
+   * cheaper. Enabled by `enableInline` once the database is known to read
+   * literals the way `sqlLiteral` writes them.
+   */
+  inline?: (text: string) => Promise<Row[]>;
+
+  enableInline(): void {
+    this.inline = async (text) => {
+      try {
+        const [result] = await this.#db.exec(text);
+        return (result?.rows ?? []) as Row[];
+      } catch (error) {
+        throw ledgerError(error);
+      }
+    };
   }
 
   async transaction<T>(fn: (tx: SqlTransaction) => Promise<T>): Promise<T> {
@@ -458,6 +485,17 @@ function statements(schema: string) {
   };
 }
 
+/**
+ * A string as a standard SQL literal: quotes doubled, nothing else special
+ * when standard_conforming_strings is on, which openSqlLedger checks before
+ * any literal is written. A NUL cannot be stored in text at all, so it is
+ * refused here rather than by the database.
+ */
+function sqlLiteral(value: string): string {
+  if (value.includes('\0')) throw new TypeError('ledger text cannot contain NUL characters');
+  return `'${value.replaceAll("'", "''")}'`;
+}
+
 /** Parses a PostgreSQL bigint[] in text form, `{1,-2,3}`. */
 function parseBigintArray(text: unknown): number[] {
   if (typeof text !== 'string' || !text.startsWith('{') || !text.endsWith('}')) {
@@ -481,18 +519,25 @@ function spendOutcome(encoded: number): SpendResult {
 class SqlLedger implements Ledger {
   readonly #driver: SqlDriver;
   readonly #sql: ReturnType<typeof statements>;
+  /** The schema as a quoted identifier (checked against SCHEMA_NAME). */
+  readonly #schemaName: string;
   readonly #groupCommit: GroupCommit | undefined;
   readonly #lockWaitMs: number | undefined;
   #closed = false;
 
   constructor(driver: SqlDriver, schema: string, options: LedgerOptions) {
     this.#driver = driver;
+    this.#schemaName = `"${schema}"`;
     this.#sql = statements(schema);
     this.#lockWaitMs = options.lockWaitMs;
     this.#groupCommit =
       options.groupCommit === false
         ? undefined
-        : new GroupCommit((spends) => this.#applyBatch(spends), resolveMaxBatchSize(options.maxBatchSize));
+        : new GroupCommit(
+            (spends) => this.#applyBatch(spends),
+            resolveMaxBatchSize(options.maxBatchSize),
+            resolveMaxBatchesInFlight(options.maxBatchesInFlight, 1),
+          );
   }
 
   async #run(statement: { name: string; text: string }, values: unknown[]): Promise<Row[]> {
@@ -500,17 +545,30 @@ class SqlLedger implements Ledger {
     return this.#driver.query(statement.name, statement.text, values);
   }
 
-  async spend(request: SpendRequest): Promise<SpendResult> {
+  spend(request: SpendRequest): Promise<SpendResult> {
     // Checked on a copy, so the values queued are the values checked, whatever
-    // the caller does with its object before the batch is cut.
-    const { clientId, currency, amount, route } = request;
-    const spend: SpendRequest = { clientId, currency, amount, route };
-    assertAccount(spend);
-    assertUnits('amount', spend.amount);
-    assertRoute(spend.route);
-    if (this.#closed) throw new LedgerUnavailableError('the ledger is closed');
+    // the caller does with its object before the batch is cut. Not an async
+    // function: every paid request comes through here, and the batch's own
+    // promise is the only one it needs.
+    let spend: SpendRequest;
+    try {
+      const { clientId, currency, amount, route } = request;
+      spend = { clientId, currency, amount, route };
+      assertAccount(spend);
+      assertUnits('amount', spend.amount);
+      assertRoute(spend.route);
+      // Refused alone here, since in the database it would fail the whole batch it joined.
+      if (spend.clientId.includes('\0') || spend.route.includes('\0')) throw new TypeError('ledger text cannot contain NUL characters');
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    if (this.#closed) return Promise.reject(new LedgerUnavailableError('the ledger is closed'));
     if (this.#groupCommit !== undefined) return this.#groupCommit.submit(spend);
-    const [row] = await this.#run(this.#sql.spendOne, [clientId, currency, amount, route]);
+    return this.#spendOne(spend);
+  }
+
+  async #spendOne(spend: SpendRequest): Promise<SpendResult> {
+    const [row] = await this.#run(this.#sql.spendOne, [spend.clientId, spend.currency, spend.amount, spend.route]);
     if (row !== undefined) return { ok: true, balance: toUnits(row.balance) };
     return { ok: false, balance: await this.balance(spend) };
   }
@@ -543,13 +601,23 @@ class SqlLedger implements Ledger {
       amounts.push(spend.amount);
       routes.push(spend.route);
     }
-    const [row] = await this.#driver.query(this.#sql.spendBatch.name, this.#sql.spendBatch.text, [
-      accountClients,
-      accountCurrencies,
-      spendAccounts,
-      amounts,
-      routes,
-    ]);
+    let row: Row | undefined;
+    if (this.#driver.inline !== undefined) {
+      // Every value is a checked string or a safe integer, written as a literal (see sqlLiteral).
+      [row] = await this.#driver.inline(
+        `SELECT ${this.#schemaName}.spend_batch(ARRAY[${accountClients.map(sqlLiteral).join(',')}]::text[], ` +
+          `ARRAY[${accountCurrencies.map(sqlLiteral).join(',')}]::text[], ARRAY[${spendAccounts.join(',')}]::integer[], ` +
+          `ARRAY[${amounts.join(',')}]::bigint[], ARRAY[${routes.map(sqlLiteral).join(',')}]::text[])::text AS results`,
+      );
+    } else {
+      [row] = await this.#driver.query(this.#sql.spendBatch.name, this.#sql.spendBatch.text, [
+        accountClients,
+        accountCurrencies,
+        spendAccounts,
+        amounts,
+        routes,
+      ]);
+    }
     return parseBigintArray(row?.results).map(spendOutcome);
   }
 
@@ -666,6 +734,7 @@ export async function openSqlLedger(target: SqlTarget, options: LedgerOptions = 
   const schema = options.schema ?? DEFAULT_SCHEMA;
   if (!SCHEMA_NAME.test(schema)) throw new TypeError('schema must be a lower-case SQL identifier of at most 40 characters');
   resolveMaxBatchSize(options.maxBatchSize);
+  resolveMaxBatchesInFlight(options.maxBatchesInFlight, 1);
   if (options.lockWaitMs !== undefined) assertLockWait(options.lockWaitMs);
 
   let driver: SqlDriver;
@@ -690,6 +759,10 @@ export async function openSqlLedger(target: SqlTarget, options: LedgerOptions = 
 
   try {
     await migrate(driver, schema);
+    if (driver instanceof PGliteDriver) {
+      const [setting] = await driver.query('', 'SHOW standard_conforming_strings', []);
+      if (setting?.standard_conforming_strings === 'on') driver.enableInline();
+    }
   } catch (error) {
     await driver.close().catch(() => undefined);
     throw ledgerError(error);

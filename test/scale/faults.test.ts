@@ -1,0 +1,41 @@
+/**
+ * Faults under load, the CI-sized part: two reference-server processes
+ * sharing a ledger, a bounded mixed load, one fault in the middle of it,
+ * recovery only by the protocol's own paths (the client repeating its
+ * idempotencyKey, the webhook, reconcile), then the ledger invariants and
+ * the client-side checks of scenarios.ts. Longer runs of the same
+ * scenarios: `npx tsx test/scale/long.ts` (docs/reliability.md).
+ */
+import { describe, expect, it } from 'vitest';
+import { runScenario, type FaultName, type SharedLedgerKind } from './scenarios.ts';
+
+/** Each fault, the ledger it runs on, and what its report must show for the fault to have happened. */
+const CASES: Array<{ fault: FaultName; ledger: SharedLedgerKind; title: string; evidence: RegExp; durationMs?: number }> = [
+  // Longer: the second kill waits until the first victim's replacement listens, which takes seconds on a busy machine.
+  { fault: 'kill-server', ledger: 'postgres', title: 'a server process killed with SIGKILL in the middle of top-ups', evidence: /kill -9 of server pid \d+/, durationMs: 7_000 },
+  { fault: 'restart-redis', ledger: 'redis', title: 'Redis shut down and restarted during the load', evidence: /shut down .*restarted/ },
+  { fault: 'drop-postgres', ledger: 'postgres', title: "the ledger's PostgreSQL connections terminated during the load", evidence: /pg_terminate_backend of [1-9]/ },
+  { fault: 'stripe-500', ledger: 'redis', title: 'Stripe answering 500 to every charge for a while', evidence: /answered 500 .*\([1-9]\d* charge calls\)/ },
+  { fault: 'stripe-timeout', ledger: 'postgres', title: 'Stripe hanging on every charge past the timeout for a while', evidence: /hung .*\([1-9]\d* charge calls\)/ },
+  { fault: 'stripe-lost-response', ledger: 'redis', title: 'successful charges whose responses are lost, with no webhook endpoint', evidence: /lost its response.*\([1-9]\d* charge calls\)/ },
+  { fault: 'webhook-replay', ledger: 'postgres', title: 'lost charge responses, then every webhook delivered again, newest first', evidence: /[1-9]\d* payment_intent\.succeeded events delivered again, newest first \(after the load\)/ },
+];
+
+describe('invariants after a fault under load', () => {
+  for (const { fault, ledger, title, evidence, durationMs } of CASES) {
+    it(`after ${title} (${ledger}), charges equal credits, no balance is below zero, balance equals journal, nothing was served unpaid`, async () => {
+      const result = await runScenario({ ledger, fault, workers: 2, cards: 8, virtualClients: 16, durationMs: durationMs ?? 4_000, maxRequests: 1_500 });
+      expect(result.problems).toEqual([]);
+      expect(result.invariants.negative).toEqual([]);
+      expect(result.invariants.journalMismatch).toEqual([]);
+      expect(result.invariants.duplicateCredits).toEqual([]);
+      expect(result.invariants.conservation).toEqual([]);
+      // The fault really happened, and the load went on around it.
+      expect(result.faultDetail).toMatch(evidence);
+      expect(result.load.served).toBeGreaterThan(50);
+      expect(result.invariants.succeededPaymentIntents).toBeGreaterThan(0);
+      // Spent but not seen served: only requests whose answer was lost or 503, never more.
+      expect(result.spentUnserved).toBeLessThanOrEqual(result.load.unknownUnits);
+    }, 150_000);
+  }
+});
