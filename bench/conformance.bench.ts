@@ -8,12 +8,11 @@
  *   npx tsx bench/conformance.bench.ts [pglite] [postgres] [redis]
  */
 import { randomBytes } from 'node:crypto';
-import { pathToFileURL } from 'node:url';
 import { startEmulator } from '../conformance/stripe-emulator/index.ts';
 import { runConformance } from '../conformance/runner.ts';
 import { startFleet } from '../test/scale/fleet.ts';
 import { ledgerTarget, type LedgerKind } from '../test/scale/services.ts';
-import { machineLine, table } from './harness.ts';
+import { machineLine, table, ledgerArguments, runWhenScript } from './harness.ts';
 
 export interface ConformanceRow {
   ledger: LedgerKind;
@@ -32,9 +31,7 @@ async function benchLedger(kind: LedgerKind): Promise<ConformanceRow> {
   const serverSecret = randomBytes(32).toString('hex');
   const fleet = await startFleet(
     {
-      ledger: target.url,
-      ...(target.schema ? { ledgerSchema: target.schema } : {}),
-      ...(target.keyPrefix ? { ledgerKeyPrefix: target.keyPrefix } : {}),
+      ...target.fleetLedger,
       stripeUrl: emulator.url,
       workers: 1,
       port: 0,
@@ -82,13 +79,7 @@ export async function main(options: { ledgers?: LedgerKind[]; log?: (line: strin
   return rows;
 }
 
-if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
-  const ledgers = process.argv.slice(2).filter((arg) => ['redis', 'postgres', 'pglite'].includes(arg)) as LedgerKind[];
-  main(ledgers.length > 0 ? { ledgers } : {}).then(
-    () => process.exit(0),
-    (error: unknown) => {
-      console.error(error);
-      process.exit(1);
-    },
-  );
-}
+runWhenScript(import.meta.url, () => {
+  const ledgers = ledgerArguments();
+  return main(ledgers ? { ledgers } : {});
+});

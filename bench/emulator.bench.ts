@@ -9,7 +9,8 @@
 //   BENCH_DURATION=10 npx tsx bench/emulator.bench.ts
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { fileURLToPath, pathToFileURL } from 'node:url';
+import { fileURLToPath } from 'node:url';
+import { runWhenScript } from './harness.ts';
 
 interface Histogram {
   average: number;
@@ -172,6 +173,4 @@ export async function main(options: BenchOptions = {}): Promise<BenchRow[]> {
   }
 }
 
-if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
-  await main();
-}
+runWhenScript(import.meta.url, main);

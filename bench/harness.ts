@@ -10,9 +10,11 @@ import { execFile, spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { loadavg, cpus, tmpdir } from 'node:os';
 import path from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { promisify } from 'node:util';
 import { decodePaymentResponseHeader, encodeHeader } from '../reference/core/codec.ts';
 import type { PaymentResponse } from '../reference/core/types.generated.ts';
+import type { LedgerKind } from '../test/scale/services.ts';
 
 const execFileAsync = promisify(execFile);
 
@@ -287,3 +289,21 @@ export const durationSeconds = (fallback: number): number => {
   const value = Number(process.env.BENCH_DURATION);
   return Number.isFinite(value) && value > 0 ? value : fallback;
 };
+
+/** The ledgers named on the command line, or undefined for all of them. */
+export function ledgerArguments(args: readonly string[] = process.argv.slice(2)): LedgerKind[] | undefined {
+  const ledgers = args.filter((arg): arg is LedgerKind => arg === 'redis' || arg === 'postgres' || arg === 'pglite');
+  return ledgers.length > 0 ? ledgers : undefined;
+}
+
+/** Runs a benchmark's main when its file is the script node was started with, and exits 1 on failure. */
+export function runWhenScript(moduleUrl: string, main: () => Promise<unknown>): void {
+  if (!process.argv[1] || moduleUrl !== pathToFileURL(process.argv[1]).href) return;
+  main().then(
+    () => process.exit(0),
+    (error: unknown) => {
+      console.error(error);
+      process.exit(1);
+    },
+  );
+}

@@ -10,11 +10,12 @@
  */
 
 import { randomBytes } from 'node:crypto';
-import { pathToFileURL } from 'node:url';
 import pg from 'pg';
 import { Redis } from 'ioredis';
 import { PGlite } from '@electric-sql/pglite';
 import { openLedger, openSqlLedger, type Ledger, type LedgerOptions } from '../reference/server/ledger/index.ts';
+import { reachablePostgresUrl } from '../reference/server/test-helpers.ts';
+import { runWhenScript } from './harness.ts';
 
 const SPENDS = 20_000;
 const PHASE_LIMIT_MS = 6_000;
@@ -29,20 +30,6 @@ interface Backend {
   cleanUp(): Promise<void>;
 }
 
-async function reachablePostgresUrl(): Promise<string> {
-  for (const user of ['postgres', 'root']) {
-    const url = `postgres://${user}@127.0.0.1:5432/test`;
-    const client = new pg.Client({ connectionString: url, connectionTimeoutMillis: 2_000 });
-    try {
-      await client.connect();
-      await client.end();
-      return url;
-    } catch {
-      await client.end().catch(() => undefined);
-    }
-  }
-  throw new Error('PostgreSQL is not reachable at 127.0.0.1:5432 as postgres or root');
-}
 
 async function backends(selected: string[]): Promise<Backend[]> {
   const tag = `bench_${randomBytes(4).toString('hex')}`;
@@ -171,9 +158,4 @@ function formatRate(perSecond: number): string {
   return `${Math.round(perSecond).toLocaleString('en-US')}/s`;
 }
 
-if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
-  main().catch((error: unknown) => {
-    console.error(error);
-    process.exitCode = 1;
-  });
-}
+runWhenScript(import.meta.url, main);

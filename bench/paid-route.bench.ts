@@ -17,14 +17,13 @@
  *   BENCH_DURATION=8 BENCH_ROUNDS=3 BENCH_CONNECTIONS=32 npx tsx bench/paid-route.bench.ts
  */
 import { randomBytes } from 'node:crypto';
-import { pathToFileURL } from 'node:url';
 import { startEmulator } from '../conformance/stripe-emulator/index.ts';
 import { openLedger } from '../reference/server/ledger/index.ts';
 import { startFleet, type FleetConfig } from '../test/scale/fleet.ts';
 import { checkInvariants, summarizeInvariants } from '../test/scale/invariants.ts';
 import { createCards, paidRequest, topUp } from '../test/scale/protocol.ts';
 import { ledgerTarget, type LedgerKind } from '../test/scale/services.ts';
-import { checkPaymentResponses, durationSeconds, loadFree, loadGenerator, loadPaid, loadPaidWrk, machineLine, rate, table, type LoadFigures } from './harness.ts';
+import { checkPaymentResponses, durationSeconds, loadFree, loadGenerator, loadPaid, loadPaidWrk, machineLine, rate, table, type LoadFigures, ledgerArguments, runWhenScript } from './harness.ts';
 
 const PAID_PATH = '/api/joke';
 const FREE_PATH = '/health';
@@ -82,9 +81,7 @@ async function benchLedger(kind: LedgerKind, options: Resolved): Promise<PaidRou
   const serverSecret = randomBytes(32).toString('hex');
   const fleet = await startFleet(
     {
-      ledger: target.url,
-      ...(target.schema ? { ledgerSchema: target.schema } : {}),
-      ...(target.keyPrefix ? { ledgerKeyPrefix: target.keyPrefix } : {}),
+      ...target.fleetLedger,
       stripeUrl: emulator.url,
       workers,
       port: 0,
@@ -218,25 +215,17 @@ export function printPaidRouteTable(rows: readonly PaidRouteRow[], log: (line: s
 }
 
 function parseArgs(argv: string[]): PaidRouteOptions {
-  const ledgers = argv.filter((arg) => ['redis', 'postgres', 'pglite'].includes(arg)) as LedgerKind[];
+  const ledgers = ledgerArguments(argv);
   const workersAt = argv.indexOf('--workers');
   const inFlightAt = argv.indexOf('--batches-in-flight');
   const ledgerOptions: NonNullable<FleetConfig['ledgerOptions']> = {};
   if (argv.includes('--no-group-commit')) ledgerOptions.groupCommit = false;
   if (inFlightAt >= 0) ledgerOptions.maxBatchesInFlight = Number(argv[inFlightAt + 1]);
   return {
-    ...(ledgers.length > 0 ? { ledgers } : {}),
+    ...(ledgers ? { ledgers } : {}),
     ...(workersAt >= 0 ? { workers: Number(argv[workersAt + 1]) } : {}),
     ...(Object.keys(ledgerOptions).length > 0 ? { ledgerOptions } : {}),
   };
 }
 
-if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
-  main(parseArgs(process.argv.slice(2))).then(
-    () => process.exit(0),
-    (error: unknown) => {
-      console.error(error);
-      process.exit(1);
-    },
-  );
-}
+runWhenScript(import.meta.url, () => main(parseArgs(process.argv.slice(2))));

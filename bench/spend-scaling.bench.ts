@@ -14,13 +14,12 @@
  *   npx tsx bench/spend-scaling.bench.ts [redis] [postgres] [pglite]
  *   BENCH_SCALE_MAX=100000 BENCH_DURATION=3 npx tsx bench/spend-scaling.bench.ts
  */
-import { pathToFileURL } from 'node:url';
 import pg from 'pg';
 import { Redis } from 'ioredis';
 import { PGlite } from '@electric-sql/pglite';
 import { openLedger, openSqlLedger, type Ledger } from '../reference/server/ledger/index.ts';
 import { freshTag, postgresUrl, startPrivateRedis, type LedgerKind } from '../test/scale/services.ts';
-import { machineLine, table } from './harness.ts';
+import { machineLine, table, ledgerArguments, runWhenScript } from './harness.ts';
 
 const CALLERS = 64;
 const BALANCE = 1_000_000_000;
@@ -181,13 +180,7 @@ export async function main(options: { ledgers?: LedgerKind[]; maxAccounts?: numb
   return rows;
 }
 
-if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
-  const ledgers = process.argv.slice(2).filter((arg) => ['redis', 'postgres', 'pglite'].includes(arg)) as LedgerKind[];
-  main(ledgers.length > 0 ? { ledgers } : {}).then(
-    () => process.exit(0),
-    (error: unknown) => {
-      console.error(error);
-      process.exit(1);
-    },
-  );
-}
+runWhenScript(import.meta.url, () => {
+  const ledgers = ledgerArguments();
+  return main(ledgers ? { ledgers } : {});
+});

@@ -15,14 +15,13 @@
  *   BENCH_TOPUPS=100 npx tsx bench/topup.bench.ts
  */
 import { randomBytes } from 'node:crypto';
-import { pathToFileURL } from 'node:url';
 import { stripeClientForUrl } from '../conformance/stripe-emulator/index.ts';
 import { encodeHeader } from '../reference/core/codec.ts';
 import type { PaidRouteConfig } from '../reference/server/routes.ts';
 import { startFleet } from '../test/scale/fleet.ts';
 import { createCards, newIdempotencyKey, paidRequest, topUp } from '../test/scale/protocol.ts';
 import { ledgerTarget, startEmulatorProcess, type LedgerKind } from '../test/scale/services.ts';
-import { machineLine, table } from './harness.ts';
+import { machineLine, table, ledgerArguments, runWhenScript } from './harness.ts';
 
 const ROUTES: PaidRouteConfig[] = [
   // Costs its minimum top-up: each top-up is spent by its own request, the next one charges again.
@@ -65,9 +64,7 @@ async function benchLedger(kind: LedgerKind, topUps: number): Promise<TopUpRow> 
   const serverSecret = randomBytes(32).toString('hex');
   const fleet = await startFleet(
     {
-      ledger: target.url,
-      ...(target.schema ? { ledgerSchema: target.schema } : {}),
-      ...(target.keyPrefix ? { ledgerKeyPrefix: target.keyPrefix } : {}),
+      ...target.fleetLedger,
       stripeUrl: emulator.url,
       routes: ROUTES,
       workers: 1,
@@ -178,13 +175,7 @@ export async function main(options: { ledgers?: LedgerKind[]; topUps?: number; l
   return rows;
 }
 
-if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
-  const ledgers = process.argv.slice(2).filter((arg) => ['redis', 'postgres', 'pglite'].includes(arg)) as LedgerKind[];
-  main(ledgers.length > 0 ? { ledgers } : {}).then(
-    () => process.exit(0),
-    (error: unknown) => {
-      console.error(error);
-      process.exit(1);
-    },
-  );
-}
+runWhenScript(import.meta.url, () => {
+  const ledgers = ledgerArguments();
+  return main(ledgers ? { ledgers } : {});
+});

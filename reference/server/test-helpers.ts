@@ -23,6 +23,31 @@ import { LedgerUnavailableError, type Account, type Ledger, type RestoreRequest,
 export const POSTGRES_URL = process.env.STRIPE402_TEST_POSTGRES_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
 export const REDIS_URL = process.env.STRIPE402_TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';
 
+let reachablePostgres: string | undefined;
+
+/**
+ * A PostgreSQL URL that answers on loopback: STRIPE402_TEST_POSTGRES_URL when
+ * set, otherwise database `test` as user postgres, then root (as Debian's
+ * trust set-up and CI's differ). Throws when none answers.
+ */
+export async function reachablePostgresUrl(): Promise<string> {
+  if (reachablePostgres) return reachablePostgres;
+  const candidates = process.env.STRIPE402_TEST_POSTGRES_URL
+    ? [process.env.STRIPE402_TEST_POSTGRES_URL]
+    : ['postgres://postgres@127.0.0.1:5432/test', 'postgres://root@127.0.0.1:5432/test'];
+  for (const url of candidates) {
+    const client = new pg.Client({ connectionString: url, connectionTimeoutMillis: 2_000 });
+    try {
+      await client.connect();
+      await client.end();
+      return (reachablePostgres = url);
+    } catch {
+      await client.end().catch(() => undefined);
+    }
+  }
+  throw new Error('PostgreSQL is not reachable on 127.0.0.1:5432 as postgres or root');
+}
+
 export type LedgerKind = 'pglite' | 'postgres' | 'redis';
 export const LEDGER_KINDS: readonly LedgerKind[] = ['pglite', 'postgres', 'redis'];
 

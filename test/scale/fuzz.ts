@@ -163,9 +163,7 @@ export async function runFuzz(options: FuzzOptions): Promise<FuzzResult> {
   const serverSecret = randomBytes(32).toString('hex');
   const fleet = await startFleet(
     {
-      ledger: target.url,
-      ...(target.schema ? { ledgerSchema: target.schema } : {}),
-      ...(target.keyPrefix ? { ledgerKeyPrefix: target.keyPrefix } : {}),
+      ...target.fleetLedger,
       stripeUrl: emulator.url,
       webhookSecret: `whsec_${randomBytes(16).toString('hex')}`,
       routes: SCALE_ROUTES,

@@ -255,9 +255,7 @@ export async function runScenario(options: ScenarioOptions): Promise<ScenarioRes
   try {
     fleet = await startFleet(
       {
-        ledger: target.url,
-        ...(target.schema ? { ledgerSchema: target.schema } : {}),
-        ...(target.keyPrefix ? { ledgerKeyPrefix: target.keyPrefix } : {}),
+        ...target.fleetLedger,
         stripeUrl: emulator.url,
         webhookSecret,
         routes: SCALE_ROUTES,

@@ -16,6 +16,8 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import pg from 'pg';
 import { Redis } from 'ioredis';
+import { reachablePostgresUrl } from '../../reference/server/test-helpers.ts';
+import type { FleetConfig } from './server-entry.ts';
 
 export type LedgerKind = 'pglite' | 'postgres' | 'redis';
 
@@ -44,26 +46,8 @@ export function freshTag(prefix: string): string {
   return `${prefix}_${process.pid}_${randomBytes(4).toString('hex')}`;
 }
 
-let postgresBase: string | undefined;
-
-/** A PostgreSQL URL that answers on loopback (user postgres, or root), or throws. */
-export async function postgresUrl(): Promise<string> {
-  if (postgresBase) return postgresBase;
-  const candidates = process.env.STRIPE402_TEST_POSTGRES_URL
-    ? [process.env.STRIPE402_TEST_POSTGRES_URL]
-    : ['postgres://postgres@127.0.0.1:5432/test', 'postgres://root@127.0.0.1:5432/test'];
-  for (const url of candidates) {
-    const client = new pg.Client({ connectionString: url, connectionTimeoutMillis: 2_000 });
-    try {
-      await client.connect();
-      await client.end();
-      return (postgresBase = url);
-    } catch {
-      await client.end().catch(() => undefined);
-    }
-  }
-  throw new Error('PostgreSQL is not reachable on 127.0.0.1:5432 as postgres or root');
-}
+/** A PostgreSQL URL that answers on loopback, or throws. */
+export const postgresUrl = reachablePostgresUrl;
 
 /** Runs one statement on the shared PostgreSQL (outside any ledger). */
 export async function postgresQuery<T extends pg.QueryResultRow = pg.QueryResultRow>(text: string, values: unknown[] = []): Promise<T[]> {
@@ -85,6 +69,8 @@ export interface LedgerTarget {
   keyPrefix?: string;
   /** PostgreSQL: the application_name of this run's connections. */
   applicationName?: string;
+  /** The ledger part of a fleet's configuration: spread it into `startFleet`'s config. */
+  fleetLedger: Pick<FleetConfig, 'ledger' | 'ledgerSchema' | 'ledgerKeyPrefix'>;
   dispose(): Promise<void>;
 }
 
@@ -98,15 +84,17 @@ export async function ledgerTarget(kind: LedgerKind, tag = freshTag('s402scale')
       url: base.toString(),
       schema,
       applicationName: tag,
+      fleetLedger: { ledger: base.toString(), ledgerSchema: schema },
       dispose: async () => void (await postgresQuery(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`)),
     };
   }
   if (kind === 'redis') {
     const keyPrefix = `${tag}:`;
-    return { kind, url: redisUrl, keyPrefix, dispose: () => deleteRedisPrefix(redisUrl, keyPrefix) };
+    return { kind, url: redisUrl, keyPrefix, fleetLedger: { ledger: redisUrl, ledgerKeyPrefix: keyPrefix }, dispose: () => deleteRedisPrefix(redisUrl, keyPrefix) };
   }
   const dir = mkdtempSync(path.join(tmpdir(), `${tag}-`));
-  return { kind, url: `pglite:${path.join(dir, 'ledger')}`, dispose: async () => rmSync(dir, { recursive: true, force: true }) };
+  const url = `pglite:${path.join(dir, 'ledger')}`;
+  return { kind, url, fleetLedger: { ledger: url }, dispose: async () => rmSync(dir, { recursive: true, force: true }) };
 }
 
 export async function deleteRedisPrefix(url: string, prefix: string): Promise<void> {

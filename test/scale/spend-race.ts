@@ -64,9 +64,7 @@ export async function runSpendRace(options: SpendRaceOptions): Promise<SpendRace
   const serverSecret = randomBytes(32).toString('hex');
   const fleet = await startFleet(
     {
-      ledger: target.url,
-      ...(target.schema ? { ledgerSchema: target.schema } : {}),
-      ...(target.keyPrefix ? { ledgerKeyPrefix: target.keyPrefix } : {}),
+      ...target.fleetLedger,
       stripeUrl: emulator.url,
       routes: SCALE_ROUTES,
       workers: options.workers,

@@ -12,6 +12,7 @@ import { Redis } from 'ioredis';
 import { PGlite } from '@electric-sql/pglite';
 import { afterAll, describe, expect, it } from 'vitest';
 import { openLedger, openSqlLedger, type Ledger } from './index.ts';
+import { reachablePostgresUrl } from '../test-helpers.ts';
 
 const REDIS_URL = 'redis://127.0.0.1:6379';
 const tag = `batching_test_${process.pid}_${randomBytes(4).toString('hex')}`;
@@ -21,20 +22,6 @@ afterAll(async () => {
   for (const cleanUp of cleanUps) await cleanUp().catch(() => undefined);
 });
 
-async function postgresUrl(): Promise<string> {
-  for (const user of ['postgres', 'root']) {
-    const url = `postgres://${user}@127.0.0.1:5432/test`;
-    const client = new pg.Client({ connectionString: url, connectionTimeoutMillis: 2_000 });
-    try {
-      await client.connect();
-      await client.end();
-      return url;
-    } catch {
-      await client.end().catch(() => undefined);
-    }
-  }
-  throw new Error('PostgreSQL is not reachable at 127.0.0.1:5432 as postgres or root');
-}
 
 async function openKind(kind: 'pglite' | 'postgres' | 'redis', options: { maxBatchesInFlight?: number; keyPrefix?: string } = {}): Promise<Ledger> {
   if (kind === 'pglite') {
@@ -43,7 +30,7 @@ async function openKind(kind: 'pglite' | 'postgres' | 'redis', options: { maxBat
     return openSqlLedger({ pgliteInstance: db }, options);
   }
   if (kind === 'postgres') {
-    const url = await postgresUrl();
+    const url = await reachablePostgresUrl();
     const schema = `${tag}_${randomBytes(2).toString('hex')}`;
     cleanUps.push(async () => {
       const client = new pg.Client(url);

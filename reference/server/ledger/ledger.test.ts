@@ -27,24 +27,11 @@ import {
   type Ledger,
   type LedgerOptions,
 } from './index.ts';
+import { reachablePostgresUrl } from '../test-helpers.ts';
 
 const REDIS_URL = 'redis://127.0.0.1:6379';
 const runTag = `ledger_test_${randomBytes(4).toString('hex')}`;
 
-async function reachablePostgresUrl(port = 5432): Promise<string> {
-  for (const user of ['postgres', 'root']) {
-    const url = `postgres://${user}@127.0.0.1:${port}/test`;
-    const client = new pg.Client({ connectionString: url, connectionTimeoutMillis: 2_000 });
-    try {
-      await client.connect();
-      await client.end();
-      return url;
-    } catch {
-      await client.end().catch(() => undefined);
-    }
-  }
-  throw new Error('PostgreSQL is not reachable at 127.0.0.1:5432 as postgres or root');
-}
 
 interface Backend {
   name: 'pglite' | 'postgres' | 'redis';

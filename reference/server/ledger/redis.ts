@@ -36,6 +36,7 @@ import {
   assertRoute,
   assertTtl,
   assertUnits,
+  checkedSpend,
   resolveMaxBatchSize,
   resolveMaxBatchesInFlight,
   toUnits,
@@ -285,17 +286,11 @@ class RedisLedger implements Ledger {
   }
 
   spend(request: SpendRequest): Promise<SpendResult> {
-    // Checked on a copy, so the values queued are the values checked, whatever
-    // the caller does with its object before the batch is cut. Not an async
-    // function: every paid request comes through here, and the batch's own
-    // promise is the only one it needs.
+    // Not an async function: every paid request comes through here, and the
+    // batch's own promise is the only one it needs.
     let spend: SpendRequest;
     try {
-      const { clientId, currency, amount, route } = request;
-      spend = { clientId, currency, amount, route };
-      assertAccount(spend);
-      assertUnits('amount', spend.amount);
-      assertRoute(spend.route);
+      spend = checkedSpend(request);
     } catch (error) {
       return Promise.reject(error);
     }

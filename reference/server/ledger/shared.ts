@@ -7,7 +7,7 @@
  * to 2^53-1.
  */
 
-import type { Account } from './types.ts';
+import type { Account, SpendRequest } from './types.ts';
 
 /** The largest balance a ledger holds: amounts are JSON integers up to 2^53-1 (MSG-3). */
 export const MAX_BALANCE = Number.MAX_SAFE_INTEGER;
@@ -80,6 +80,19 @@ export function assertAccount(account: unknown): asserts account is Account {
 
 export function assertRoute(route: unknown): asserts route is string {
   assertText('route', route, 512);
+}
+
+/**
+ * A checked copy of a spend request: the values a batch queues are the values
+ * checked, whatever the caller does with its object before the batch is cut.
+ */
+export function checkedSpend(request: SpendRequest): SpendRequest {
+  const { clientId, currency, amount, route } = request;
+  const spend = { clientId, currency, amount, route };
+  assertAccount(spend);
+  assertUnits('amount', spend.amount);
+  assertRoute(spend.route);
+  return spend;
 }
 
 export function assertPaymentIntentId(id: unknown): asserts id is string {

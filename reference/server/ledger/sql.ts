@@ -39,6 +39,7 @@ import {
   assertRoute,
   assertTtl,
   assertUnits,
+  checkedSpend,
   resolveMaxBatchSize,
   resolveMaxBatchesInFlight,
   toUnits,
@@ -546,17 +547,11 @@ class SqlLedger implements Ledger {
   }
 
   spend(request: SpendRequest): Promise<SpendResult> {
-    // Checked on a copy, so the values queued are the values checked, whatever
-    // the caller does with its object before the batch is cut. Not an async
-    // function: every paid request comes through here, and the batch's own
-    // promise is the only one it needs.
+    // Not an async function: every paid request comes through here, and the
+    // batch's own promise is the only one it needs.
     let spend: SpendRequest;
     try {
-      const { clientId, currency, amount, route } = request;
-      spend = { clientId, currency, amount, route };
-      assertAccount(spend);
-      assertUnits('amount', spend.amount);
-      assertRoute(spend.route);
+      spend = checkedSpend(request);
       // Refused alone here, since in the database it would fail the whole batch it joined.
       if (spend.clientId.includes('\0') || spend.route.includes('\0')) throw new TypeError('ledger text cannot contain NUL characters');
     } catch (error) {
