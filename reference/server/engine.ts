@@ -196,12 +196,6 @@ export class PaymentEngine {
     if (payload.clientId) context.clientId = payload.clientId;
     if (payload.paymentMethodId) context.paymentMethodId = payload.paymentMethodId;
     try {
-      if (payload.clientId !== undefined && payload.paymentMethodId === undefined && payload.paymentIntentId === undefined) {
-        // Step 3 alone (PROC-3), the path of every paid request after the first: one atomic spend.
-        const spent = await this.ledger.spend({ clientId: payload.clientId, currency: price.currency, amount: price.amount, route: match.route.key });
-        if (spent.ok) return this.serve(match, price, payload.clientId, spent.balance, undefined, context);
-        return this.fail(match, { code: 'insufficient_credits', message: MESSAGES.insufficient_credits, clientId: payload.clientId, balance: spent.balance, currency: price.currency }, context);
-      }
       return await this.pay(match, price, payload, context);
     } catch (error) {
       // A fault of the server, never of the request: 503 (ERR-5, ERR-9); nothing was charged that is not recoverable.

@@ -229,7 +229,7 @@ class RedisLedger implements Ledger {
   readonly #groupCommit: GroupCommit | undefined;
   readonly #locks = new LocalLocks();
   readonly #lockWaitMs: number | undefined;
-  readonly #balancesKeyName: string;
+  readonly #balancesKey: string;
   /** Journal keys are this prefix and the account's balance field, which the batch script relies on. */
   readonly #journalPrefix: string;
   /** Its length in bytes, as Lua's string.sub counts. */
@@ -239,7 +239,7 @@ class RedisLedger implements Ledger {
   constructor(redis: Redis, prefix: string, shas: Record<ScriptName, string>, options: LedgerOptions) {
     this.#redis = redis;
     this.#prefix = prefix;
-    this.#balancesKeyName = `${prefix}balances`;
+    this.#balancesKey = `${prefix}balances`;
     this.#journalPrefix = `${prefix}journal:`;
     this.#journalPrefixBytes = Buffer.byteLength(this.#journalPrefix, 'utf8');
     this.#shas = shas;
@@ -250,12 +250,8 @@ class RedisLedger implements Ledger {
         : new GroupCommit(
             (spends) => this.#applyBatch(spends),
             resolveMaxBatchSize(options.maxBatchSize),
-            resolveMaxBatchesInFlight(options.maxBatchesInFlight, 1),
+            resolveMaxBatchesInFlight(options.maxBatchesInFlight),
           );
-  }
-
-  get #balancesKey(): string {
-    return this.#balancesKeyName;
   }
 
   #journalKey(account: Account): string {
@@ -468,7 +464,7 @@ export async function openRedisLedger(url: string, options: LedgerOptions = {}):
   const prefix = options.keyPrefix ?? DEFAULT_KEY_PREFIX;
   if (typeof prefix !== 'string' || prefix.length > 200) throw new TypeError('keyPrefix must be a string of at most 200 characters');
   resolveMaxBatchSize(options.maxBatchSize);
-  resolveMaxBatchesInFlight(options.maxBatchesInFlight, 1);
+  resolveMaxBatchesInFlight(options.maxBatchesInFlight);
   if (options.lockWaitMs !== undefined) assertLockWait(options.lockWaitMs);
 
   const redis = new Redis(url, {

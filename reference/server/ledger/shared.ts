@@ -17,6 +17,8 @@ export const DEFAULT_TOPUP_LOCK_TTL_MS = 30_000;
 
 /** Spends applied in one ledger operation, at most (group commit). */
 export const DEFAULT_MAX_BATCH_SIZE = 512;
+/** One batch at a time: batches of a few hot accounts only queue on each other's locks. */
+export const DEFAULT_MAX_BATCHES_IN_FLIGHT = 1;
 
 export interface LedgerOptions {
   /** PostgreSQL/PGlite schema holding the ledger tables (default `stripe402`); a fresh one isolates tests. */
@@ -114,8 +116,8 @@ export function assertLockWait(lockWaitMs: unknown): asserts lockWaitMs is numbe
   }
 }
 
-export function resolveMaxBatchesInFlight(value: number | undefined, fallback: number): number {
-  if (value === undefined) return fallback;
+export function resolveMaxBatchesInFlight(value: number | undefined): number {
+  if (value === undefined) return DEFAULT_MAX_BATCHES_IN_FLIGHT;
   if (!Number.isSafeInteger(value) || value < 1 || value > 64) {
     throw new TypeError('maxBatchesInFlight must be an integer from 1 to 64');
   }

@@ -537,7 +537,7 @@ class SqlLedger implements Ledger {
         : new GroupCommit(
             (spends) => this.#applyBatch(spends),
             resolveMaxBatchSize(options.maxBatchSize),
-            resolveMaxBatchesInFlight(options.maxBatchesInFlight, 1),
+            resolveMaxBatchesInFlight(options.maxBatchesInFlight),
           );
   }
 
@@ -729,7 +729,7 @@ export async function openSqlLedger(target: SqlTarget, options: LedgerOptions = 
   const schema = options.schema ?? DEFAULT_SCHEMA;
   if (!SCHEMA_NAME.test(schema)) throw new TypeError('schema must be a lower-case SQL identifier of at most 40 characters');
   resolveMaxBatchSize(options.maxBatchSize);
-  resolveMaxBatchesInFlight(options.maxBatchesInFlight, 1);
+  resolveMaxBatchesInFlight(options.maxBatchesInFlight);
   if (options.lockWaitMs !== undefined) assertLockWait(options.lockWaitMs);
 
   let driver: SqlDriver;
