@@ -7,11 +7,9 @@
  *
  *   npx tsx bench/conformance.bench.ts [pglite] [postgres] [redis]
  */
-import { randomBytes } from 'node:crypto';
-import { startEmulator } from '../conformance/stripe-emulator/index.ts';
 import { runConformance } from '../conformance/runner.ts';
-import { startFleet } from '../test/scale/fleet.ts';
-import { ledgerTarget, type LedgerKind } from '../test/scale/services.ts';
+import { startStack } from '../test/scale/fleet.ts';
+import type { LedgerKind } from '../test/scale/services.ts';
 import { machineLine, table, ledgerArguments, runWhenScript } from './harness.ts';
 
 export interface ConformanceRow {
@@ -26,18 +24,7 @@ export interface ConformanceRow {
 }
 
 async function benchLedger(kind: LedgerKind): Promise<ConformanceRow> {
-  const emulator = await startEmulator({ port: 0 });
-  const target = await ledgerTarget(kind);
-  const serverSecret = randomBytes(32).toString('hex');
-  const fleet = await startFleet(
-    {
-      ...target.fleetLedger,
-      stripeUrl: emulator.url,
-      workers: 1,
-      port: 0,
-    },
-    { serverSecret },
-  );
+  const { emulator, serverSecret, fleet, stop } = await startStack(kind, { workers: 1, port: 0 });
   try {
     const started = performance.now();
     const report = await runConformance({
@@ -60,9 +47,7 @@ async function benchLedger(kind: LedgerKind): Promise<ConformanceRow> {
       .map((check) => `${check.id} ${((check.durationMs ?? 0) / 1000).toFixed(1)} s`);
     return { ledger: kind, seconds, checks: report.checks.length, passed: report.summary.passed, failed: report.summary.failed, skipped: report.summary.skipped, slowest };
   } finally {
-    await fleet.stop();
-    await emulator.close();
-    await target.dispose();
+    await stop();
   }
 }
 

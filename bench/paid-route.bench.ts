@@ -16,13 +16,10 @@
  *   npx tsx bench/paid-route.bench.ts [redis] [postgres] [pglite] [--workers N]
  *   BENCH_DURATION=8 BENCH_ROUNDS=3 BENCH_CONNECTIONS=32 npx tsx bench/paid-route.bench.ts
  */
-import { randomBytes } from 'node:crypto';
-import { startEmulator } from '../conformance/stripe-emulator/index.ts';
-import { openLedger } from '../reference/server/ledger/index.ts';
-import { startFleet, type FleetConfig } from '../test/scale/fleet.ts';
+import { startStack, type FleetConfig } from '../test/scale/fleet.ts';
 import { checkInvariants, summarizeInvariants } from '../test/scale/invariants.ts';
 import { createCards, paidRequest, topUp } from '../test/scale/protocol.ts';
-import { ledgerTarget, type LedgerKind } from '../test/scale/services.ts';
+import type { LedgerKind } from '../test/scale/services.ts';
 import { checkPaymentResponses, durationSeconds, loadFree, loadGenerator, loadPaid, loadPaidWrk, machineLine, rate, table, type LoadFigures, ledgerArguments, runWhenScript } from './harness.ts';
 
 const PAID_PATH = '/api/joke';
@@ -76,19 +73,11 @@ type Resolved = Required<Omit<PaidRouteOptions, 'ledgers' | 'log' | 'ledgerOptio
 
 async function benchLedger(kind: LedgerKind, options: Resolved): Promise<PaidRouteRow> {
   const workers = kind === 'pglite' ? 1 : options.workers;
-  const emulator = await startEmulator({ port: 0 });
-  const target = await ledgerTarget(kind);
-  const serverSecret = randomBytes(32).toString('hex');
-  const fleet = await startFleet(
-    {
-      ...target.fleetLedger,
-      stripeUrl: emulator.url,
-      workers,
-      port: 0,
-      ...(options.ledgerOptions ? { ledgerOptions: options.ledgerOptions } : {}),
-    },
-    { serverSecret },
-  );
+  const { emulator, target, serverSecret, fleet, stop } = await startStack(kind, {
+    workers,
+    port: 0,
+    ...(options.ledgerOptions ? { ledgerOptions: options.ledgerOptions } : {}),
+  });
   try {
     const cards = await createCards(emulator.stripe(), serverSecret, options.clients);
     for (const card of cards) {
@@ -148,7 +137,7 @@ async function benchLedger(kind: LedgerKind, options: Resolved): Promise<PaidRou
       if (run.paymentResponses.length === 0) problems.push('the checking run served nothing');
     }
     await fleet.stop();
-    const ledger = await openLedger(target.url, { ...(target.schema ? { schema: target.schema } : {}), ...(target.keyPrefix ? { keyPrefix: target.keyPrefix } : {}) });
+    const ledger = await target.openLedger();
     let invariants: string;
     try {
       const report = await checkInvariants(ledger, emulator.state.paymentIntents());
@@ -163,9 +152,7 @@ async function benchLedger(kind: LedgerKind, options: Resolved): Promise<PaidRou
     if (problems.length > 0) throw new Error(`${kind}: the paid route broke a guarantee under load:\n  ${problems.slice(0, 10).join('\n  ')}`);
     return { ledger: kind, workers, free: freeFigures, paid: paidFigures, ratio: paidFigures.rps / freeFigures.rps, invariants };
   } finally {
-    await fleet.stop();
-    await emulator.close();
-    await target.dispose();
+    await stop();
   }
 }
 

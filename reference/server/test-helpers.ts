@@ -48,6 +48,23 @@ export async function reachablePostgresUrl(): Promise<string> {
   throw new Error('PostgreSQL is not reachable on 127.0.0.1:5432 as postgres or root');
 }
 
+/** Deletes every Redis key under a prefix: how a test's or a run's Redis ledger is removed. */
+export async function deleteRedisPrefix(url: string, prefix: string): Promise<void> {
+  const redis = new Redis(url, { lazyConnect: true, maxRetriesPerRequest: 1 });
+  redis.on('error', () => undefined);
+  try {
+    await redis.connect();
+    let cursor = '0';
+    do {
+      const [next, keys] = await redis.scan(cursor, 'MATCH', `${prefix}*`, 'COUNT', 1000);
+      if (keys.length > 0) await redis.unlink(...keys);
+      cursor = next;
+    } while (cursor !== '0');
+  } finally {
+    redis.disconnect();
+  }
+}
+
 export type LedgerKind = 'pglite' | 'postgres' | 'redis';
 export const LEDGER_KINDS: readonly LedgerKind[] = ['pglite', 'postgres', 'redis'];
 
@@ -108,18 +125,7 @@ export async function openTestLedger(kind: LedgerKind): Promise<TestLedger> {
     dispose: async () => {
       await ledger.close().catch(() => {});
       await proxy.cut();
-      const redis = new Redis(REDIS_URL, { lazyConnect: true });
-      await redis.connect();
-      try {
-        let cursor = '0';
-        do {
-          const [next, keys] = await redis.scan(cursor, 'MATCH', `${keyPrefix}*`, 'COUNT', 500);
-          if (keys.length > 0) await redis.del(...keys);
-          cursor = next;
-        } while (cursor !== '0');
-      } finally {
-        redis.disconnect();
-      }
+      await deleteRedisPrefix(REDIS_URL, keyPrefix);
     },
   };
 }

@@ -9,8 +9,11 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { once } from 'node:events';
+import { randomBytes } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
+import { startEmulator, type Emulator } from '../../conformance/stripe-emulator/index.ts';
 import type { FleetConfig } from './server-entry.ts';
+import { ledgerTarget, type LedgerKind, type LedgerTarget } from './services.ts';
 
 export type { FleetConfig };
 
@@ -162,6 +165,46 @@ export async function startFleet(config: FleetConfig, env: FleetEnvironment): Pr
       clearTimeout(timer);
       // Workers of a killed primary leave when their IPC channel closes; make sure.
       for (const pid of workers) killIfOurs(pid);
+    },
+  };
+}
+
+/** A fleet with an in-process emulator and a ledger of its own, under a fresh server secret. */
+export interface Stack {
+  emulator: Emulator;
+  target: LedgerTarget;
+  serverSecret: string;
+  fleet: Fleet;
+  /** Stops the fleet and the emulator, then removes the ledger's data. */
+  stop(): Promise<void>;
+}
+
+/** Stands up a Stack: `config` is the fleet's configuration but for its ledger and Stripe, which the stack provides. */
+export async function startStack(
+  kind: LedgerKind,
+  config: Omit<FleetConfig, 'ledger' | 'ledgerSchema' | 'ledgerKeyPrefix' | 'stripeUrl'>,
+  env: Omit<FleetEnvironment, 'serverSecret'> = {},
+): Promise<Stack> {
+  const emulator = await startEmulator({ port: 0 });
+  const target = await ledgerTarget(kind);
+  const serverSecret = randomBytes(32).toString('hex');
+  let fleet: Fleet;
+  try {
+    fleet = await startFleet({ ...config, ...target.fleetLedger, stripeUrl: emulator.url }, { ...env, serverSecret });
+  } catch (error) {
+    await emulator.close();
+    await target.dispose();
+    throw error;
+  }
+  return {
+    emulator,
+    target,
+    serverSecret,
+    fleet,
+    stop: async () => {
+      await fleet.stop();
+      await emulator.close();
+      await target.dispose();
     },
   };
 }

@@ -15,14 +15,13 @@
 import { randomBytes } from 'node:crypto';
 import net from 'node:net';
 import fc from 'fast-check';
-import { startEmulator, type Emulator } from '../../conformance/stripe-emulator/index.ts';
+import type { Emulator } from '../../conformance/stripe-emulator/index.ts';
 import { builtInInputs, invalidPayloadArbitrary, mutationArbitrary, vectorInputs } from '../../conformance/properties/invalid-input.ts';
 import { encodeHeader } from '../../reference/core/codec.ts';
-import { openLedger } from '../../reference/server/ledger/index.ts';
 import type { Ledger } from '../../reference/server/ledger/types.ts';
-import { startFleet } from './fleet.ts';
+import { startStack } from './fleet.ts';
 import { createCards, topUp } from './protocol.ts';
-import { ledgerTarget, type LedgerKind } from './services.ts';
+import type { LedgerKind } from './services.ts';
 import { SCALE_ROUTES } from './scenarios.ts';
 
 export interface FuzzOptions {
@@ -158,19 +157,10 @@ function stripeSnapshot(emulator: Emulator): Record<string, number> {
 
 export async function runFuzz(options: FuzzOptions): Promise<FuzzResult> {
   const seed = options.seed ?? Math.floor(Math.random() * 2 ** 31);
-  const emulator = await startEmulator({ port: 0 });
-  const target = await ledgerTarget(options.ledger);
-  const serverSecret = randomBytes(32).toString('hex');
-  const fleet = await startFleet(
-    {
-      ...target.fleetLedger,
-      stripeUrl: emulator.url,
-      webhookSecret: `whsec_${randomBytes(16).toString('hex')}`,
-      routes: SCALE_ROUTES,
-      workers: 1,
-      port: 0,
-    },
-    { serverSecret, exposeGc: true },
+  const { emulator, target, serverSecret, fleet, stop } = await startStack(
+    options.ledger,
+    { webhookSecret: `whsec_${randomBytes(16).toString('hex')}`, routes: SCALE_ROUTES, workers: 1, port: 0 },
+    { exposeGc: true },
   );
   const started = Date.now();
   try {
@@ -182,7 +172,7 @@ export async function runFuzz(options: FuzzOptions): Promise<FuzzResult> {
 
     // PGlite's directory belongs to the server process while it runs: its ledger is compared through the paid route's answers instead.
     const readLedger = options.ledger !== 'pglite';
-    const ledger = readLedger ? await openLedger(target.url, { ...(target.schema ? { schema: target.schema } : {}), ...(target.keyPrefix ? { keyPrefix: target.keyPrefix } : {}) }) : undefined;
+    const ledger = readLedger ? await target.openLedger() : undefined;
     try {
       const ledgerBefore = ledger ? await ledgerSnapshot(ledger) : new Map();
       const stripeBefore = stripeSnapshot(emulator);
@@ -237,8 +227,6 @@ export async function runFuzz(options: FuzzOptions): Promise<FuzzResult> {
       await ledger?.close();
     }
   } finally {
-    await fleet.stop();
-    await emulator.close();
-    await target.dispose();
+    await stop();
   }
 }

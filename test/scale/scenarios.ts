@@ -21,7 +21,6 @@
 import { randomBytes } from 'node:crypto';
 import { startEmulator, type Emulator } from '../../conformance/stripe-emulator/index.ts';
 import { createStripeClient, StripeSdkGateway } from '../../reference/server/gateway.ts';
-import { openLedger } from '../../reference/server/ledger/index.ts';
 import type { Ledger } from '../../reference/server/ledger/types.ts';
 import { reconcile } from '../../reference/server/recovery.ts';
 import type { PaidRouteConfig } from '../../reference/server/routes.ts';
@@ -290,7 +289,7 @@ export async function runScenario(options: ScenarioOptions): Promise<ScenarioRes
 
     // Recovery, by the protocol's own paths only: webhooks still in flight, then reconcile.
     await emulator.webhooksIdle(15_000).catch(() => undefined);
-    const ledger = await openLedger(target.url, { ...(target.schema ? { schema: target.schema } : {}), ...(target.keyPrefix ? { keyPrefix: target.keyPrefix } : {}) });
+    const ledger = await target.openLedger();
     try {
       const gateway = new StripeSdkGateway(createStripeClient('sk_test_emulator', { apiUrl: emulator.url }));
       const report = await reconcile({ gateway, ledger }, { since: new Date(loadStarted - 60_000) });

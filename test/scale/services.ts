@@ -16,7 +16,8 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import pg from 'pg';
 import { Redis } from 'ioredis';
-import { reachablePostgresUrl } from '../../reference/server/test-helpers.ts';
+import { deleteRedisPrefix, reachablePostgresUrl } from '../../reference/server/test-helpers.ts';
+import { openLedger, type Ledger } from '../../reference/server/ledger/index.ts';
 import type { FleetConfig } from './server-entry.ts';
 
 export type LedgerKind = 'pglite' | 'postgres' | 'redis';
@@ -71,6 +72,8 @@ export interface LedgerTarget {
   applicationName?: string;
   /** The ledger part of a fleet's configuration: spread it into `startFleet`'s config. */
   fleetLedger: Pick<FleetConfig, 'ledger' | 'ledgerSchema' | 'ledgerKeyPrefix'>;
+  /** Opens the ledger the servers share, from outside them (to read it, or to reconcile). */
+  openLedger(): Promise<Ledger>;
   dispose(): Promise<void>;
 }
 
@@ -85,33 +88,24 @@ export async function ledgerTarget(kind: LedgerKind, tag = freshTag('s402scale')
       schema,
       applicationName: tag,
       fleetLedger: { ledger: base.toString(), ledgerSchema: schema },
+      openLedger: () => openLedger(base.toString(), { schema }),
       dispose: async () => void (await postgresQuery(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`)),
     };
   }
   if (kind === 'redis') {
     const keyPrefix = `${tag}:`;
-    return { kind, url: redisUrl, keyPrefix, fleetLedger: { ledger: redisUrl, ledgerKeyPrefix: keyPrefix }, dispose: () => deleteRedisPrefix(redisUrl, keyPrefix) };
+    return {
+      kind,
+      url: redisUrl,
+      keyPrefix,
+      fleetLedger: { ledger: redisUrl, ledgerKeyPrefix: keyPrefix },
+      openLedger: () => openLedger(redisUrl, { keyPrefix }),
+      dispose: () => deleteRedisPrefix(redisUrl, keyPrefix),
+    };
   }
   const dir = mkdtempSync(path.join(tmpdir(), `${tag}-`));
   const url = `pglite:${path.join(dir, 'ledger')}`;
-  return { kind, url, fleetLedger: { ledger: url }, dispose: async () => rmSync(dir, { recursive: true, force: true }) };
-}
-
-export async function deleteRedisPrefix(url: string, prefix: string): Promise<void> {
-  const redis = new Redis(url, { lazyConnect: true, maxRetriesPerRequest: 1 });
-  redis.on('error', () => undefined);
-  try {
-    await redis.connect();
-    let cursor = '0';
-    do {
-      const [next, keys] = await redis.scan(cursor, 'MATCH', `${prefix}*`, 'COUNT', 1000);
-      if (keys.length > 0) await redis.unlink(...keys);
-      cursor = next;
-    } while (cursor !== '0');
-    await redis.quit();
-  } catch {
-    redis.disconnect();
-  }
+  return { kind, url, fleetLedger: { ledger: url }, openLedger: () => openLedger(url), dispose: async () => rmSync(dir, { recursive: true, force: true }) };
 }
 
 /** Terminates every PostgreSQL connection of one application_name (this run's ledger connections only). */

@@ -14,13 +14,10 @@
  * over them, as a load balancer would; the run checks from each process's
  * CPU time that every one of them took part.
  */
-import { randomBytes } from 'node:crypto';
-import { startEmulator } from '../../conformance/stripe-emulator/index.ts';
-import { openLedger } from '../../reference/server/ledger/index.ts';
-import { processCpuSeconds, startFleet } from './fleet.ts';
+import { processCpuSeconds, startStack } from './fleet.ts';
 import { checkInvariants, type InvariantReport } from './invariants.ts';
 import { createCards, paidRequest, topUp } from './protocol.ts';
-import { ledgerTarget, type LedgerKind } from './services.ts';
+import type { LedgerKind } from './services.ts';
 import { SCALE_ROUTES } from './scenarios.ts';
 
 export interface SpendRaceOptions {
@@ -59,19 +56,7 @@ async function inParallel(count: number, concurrency: number, run: (index: numbe
 }
 
 export async function runSpendRace(options: SpendRaceOptions): Promise<SpendRaceResult> {
-  const emulator = await startEmulator({ port: 0 });
-  const target = await ledgerTarget(options.ledger);
-  const serverSecret = randomBytes(32).toString('hex');
-  const fleet = await startFleet(
-    {
-      ...target.fleetLedger,
-      stripeUrl: emulator.url,
-      routes: SCALE_ROUTES,
-      workers: options.workers,
-      port: 0,
-    },
-    { serverSecret },
-  );
+  const { emulator, target, serverSecret, fleet, stop } = await startStack(options.ledger, { routes: SCALE_ROUTES, workers: options.workers, port: 0 });
   const problems: string[] = [];
   try {
     const cards = await createCards(emulator.stripe(), serverSecret, options.clients + 1);
@@ -128,7 +113,7 @@ export async function runSpendRace(options: SpendRaceOptions): Promise<SpendRace
     });
 
     await fleet.stop();
-    const ledger = await openLedger(target.url, { ...(target.schema ? { schema: target.schema } : {}), ...(target.keyPrefix ? { keyPrefix: target.keyPrefix } : {}) });
+    const ledger = await target.openLedger();
     try {
       const invariants = await checkInvariants(ledger, emulator.state.paymentIntents());
       for (const card of racers) {
@@ -144,8 +129,6 @@ export async function runSpendRace(options: SpendRaceOptions): Promise<SpendRace
       await ledger.close();
     }
   } finally {
-    await fleet.stop();
-    await emulator.close();
-    await target.dispose();
+    await stop();
   }
 }

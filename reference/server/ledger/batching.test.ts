@@ -8,11 +8,10 @@
  */
 import { randomBytes } from 'node:crypto';
 import pg from 'pg';
-import { Redis } from 'ioredis';
 import { PGlite } from '@electric-sql/pglite';
 import { afterAll, describe, expect, it } from 'vitest';
 import { openLedger, openSqlLedger, type Ledger } from './index.ts';
-import { reachablePostgresUrl } from '../test-helpers.ts';
+import { deleteRedisPrefix, reachablePostgresUrl } from '../test-helpers.ts';
 
 const REDIS_URL = 'redis://127.0.0.1:6379';
 const tag = `batching_test_${process.pid}_${randomBytes(4).toString('hex')}`;
@@ -41,16 +40,7 @@ async function openKind(kind: 'pglite' | 'postgres' | 'redis', options: { maxBat
     return openLedger(url, { ...options, schema });
   }
   const keyPrefix = options.keyPrefix ?? `${tag}:`;
-  cleanUps.push(async () => {
-    const redis = new Redis(REDIS_URL);
-    let cursor = '0';
-    do {
-      const [next, keys] = await redis.scan(cursor, 'MATCH', `${keyPrefix}*`, 'COUNT', 1000);
-      if (keys.length > 0) await redis.del(...keys);
-      cursor = next;
-    } while (cursor !== '0');
-    await redis.quit();
-  });
+  cleanUps.push(() => deleteRedisPrefix(REDIS_URL, keyPrefix));
   return openLedger(REDIS_URL, { ...options, keyPrefix });
 }
 
