@@ -15,7 +15,7 @@ import { Redis } from 'ioredis';
 import { PGlite } from '@electric-sql/pglite';
 import { openLedger, openSqlLedger, type Ledger, type LedgerOptions } from '../reference/server/ledger/index.ts';
 import { reachablePostgresUrl } from '../reference/server/test-helpers.ts';
-import { runWhenScript } from './harness.ts';
+import { rate, runWhenScript } from './harness.ts';
 
 const SPENDS = 20_000;
 const PHASE_LIMIT_MS = 6_000;
@@ -149,13 +149,9 @@ export async function main(argv: string[] = process.argv.slice(2)): Promise<void
     const baselineRate = baseline.attempted / baseline.seconds;
     const groupedRate = grouped.attempted / grouped.seconds;
     console.log(
-      `${backend.name.padEnd(10)} ${formatRate(baselineRate).padStart(20)}   ${formatRate(groupedRate).padStart(12)}   ${(groupedRate / baselineRate).toFixed(1)}x`,
+      `${backend.name.padEnd(10)} ${`${rate(baselineRate)}/s`.padStart(20)}   ${`${rate(groupedRate)}/s`.padStart(12)}   ${(groupedRate / baselineRate).toFixed(1)}x`,
     );
   }
-}
-
-function formatRate(perSecond: number): string {
-  return `${Math.round(perSecond).toLocaleString('en-US')}/s`;
 }
 
 runWhenScript(import.meta.url, main);

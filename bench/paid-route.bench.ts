@@ -2,10 +2,10 @@
  * Paid route against free route, per ledger, in one run with one load
  * generator (issue "Paid-path throughput"). The reference server runs in a
  * child process (or a cluster of several sharing one port) on the demo API;
- * autocannon in this process alternates GET /health (free) and GET
- * /api/joke with a `payment` header naming a funded client id (paid: one
- * atomic spend per request), several rounds each, and the ratio of the two
- * throughputs is the cost of payment on this machine.
+ * the load generator (wrk, else autocannon) alternates GET /health (free)
+ * and GET /api/joke with a `payment` header naming a funded client id (paid:
+ * one atomic spend per request), several rounds each, and the ratio of the
+ * two throughputs is the cost of payment on this machine.
  *
  * The figures count only if the guarantees held: every paid response must
  * report a distinct balance, exactly its client's balance before the run
