@@ -47,14 +47,25 @@ export interface PaidRouteRow {
   workers: number;
   free: LoadFigures;
   paid: LoadFigures;
-  /** paid rps / free rps. */
+  /**
+   * paid rps / free rps: the median over rounds of each paid round against
+   * the free round just before it, so that a neighbour's burst of load
+   * weighs on one pair of rounds, not on the whole figure.
+   */
   ratio: number;
+  /** The lowest and highest of those per-round ratios. */
+  ratioRange: [number, number];
   invariants: string;
 }
 
+const median = (values: number[]) => {
+  const sorted = [...values].sort((a, b) => a - b);
+  const middle = Math.floor(sorted.length / 2);
+  return sorted.length % 2 === 1 ? sorted[middle]! : (sorted[middle - 1]! + sorted[middle]!) / 2;
+};
+
 /** Sums rounds: throughput over the total time, latency percentiles as the median of the rounds'. */
 function combine(rounds: LoadFigures[]): LoadFigures {
-  const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)]!;
   const requests = rounds.reduce((sum, r) => sum + r.requests, 0);
   const seconds = rounds.reduce((sum, r) => sum + r.seconds, 0);
   return {
@@ -73,11 +84,13 @@ type Resolved = Required<Omit<PaidRouteOptions, 'ledgers' | 'log' | 'ledgerOptio
 
 async function benchLedger(kind: LedgerKind, options: Resolved): Promise<PaidRouteRow> {
   const workers = kind === 'pglite' ? 1 : options.workers;
-  const { emulator, target, serverSecret, fleet, stop } = await startStack(kind, {
-    workers,
-    port: 0,
-    ...(options.ledgerOptions ? { ledgerOptions: options.ledgerOptions } : {}),
-  });
+  const profileDir = process.env.BENCH_CPU_PROF;
+  const { emulator, target, serverSecret, fleet, stop } = await startStack(
+    kind,
+    { workers, port: 0, ...(options.ledgerOptions ? { ledgerOptions: options.ledgerOptions } : {}) },
+    // A .cpuprofile per server process, written when it stops (open it in Chrome DevTools).
+    profileDir ? { nodeOptions: ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] } : {},
+  );
   try {
     const cards = await createCards(emulator.stripe(), serverSecret, options.clients);
     for (const card of cards) {
@@ -150,7 +163,16 @@ async function benchLedger(kind: LedgerKind, options: Resolved): Promise<PaidRou
     const paidFigures = combine(paid);
     if (paidFigures.non2xx > 0 || paidFigures.errors > 0) problems.push(`${paidFigures.non2xx} paid requests were refused and ${paidFigures.errors} failed`);
     if (problems.length > 0) throw new Error(`${kind}: the paid route broke a guarantee under load:\n  ${problems.slice(0, 10).join('\n  ')}`);
-    return { ledger: kind, workers, free: freeFigures, paid: paidFigures, ratio: paidFigures.rps / freeFigures.rps, invariants };
+    const roundRatios = paid.map((round, index) => round.rps / free[index]!.rps);
+    return {
+      ledger: kind,
+      workers,
+      free: freeFigures,
+      paid: paidFigures,
+      ratio: median(roundRatios),
+      ratioRange: [Math.min(...roundRatios), Math.max(...roundRatios)],
+      invariants,
+    };
   } finally {
     await stop();
   }
@@ -161,7 +183,7 @@ export async function main(options: PaidRouteOptions = {}): Promise<PaidRouteRow
   const resolved = {
     workers: options.workers ?? 1,
     durationSeconds: options.durationSeconds ?? durationSeconds(4),
-    rounds: options.rounds ?? (Number(process.env.BENCH_ROUNDS) || 2),
+    rounds: options.rounds ?? (Number(process.env.BENCH_ROUNDS) || 3),
     connections: options.connections ?? (Number(process.env.BENCH_CONNECTIONS) || 32),
     clients: options.clients ?? 8,
     ...(options.ledgerOptions ? { ledgerOptions: options.ledgerOptions } : {}),
@@ -179,10 +201,15 @@ export async function main(options: PaidRouteOptions = {}): Promise<PaidRouteRow
   return rows;
 }
 
+/** The median ratio and, in brackets, the range of the rounds' ratios. */
+export function formatRatio(row: PaidRouteRow): string {
+  return `${row.ratio.toFixed(2)} (${row.ratioRange[0].toFixed(2)} to ${row.ratioRange[1].toFixed(2)})`;
+}
+
 export function printPaidRouteTable(rows: readonly PaidRouteRow[], log: (line: string) => void = console.log): void {
   table(
     [
-      ['ledger', 'procs', 'free req/s', 'p50', 'p99', 'cpu/req', 'paid req/s', 'p50', 'p99', 'cpu/req', 'paid/free'],
+      ['ledger', 'procs', 'free req/s', 'p50', 'p99', 'cpu/req', 'paid req/s', 'p50', 'p99', 'cpu/req', 'paid/free (rounds)'],
       ...rows.map((row) => [
         row.ledger,
         String(row.workers),
@@ -194,7 +221,7 @@ export function printPaidRouteTable(rows: readonly PaidRouteRow[], log: (line: s
         `${row.paid.p50} ms`,
         `${row.paid.p99} ms`,
         `${Math.round(row.paid.cpuUs ?? 0)} µs`,
-        row.ratio.toFixed(2),
+        formatRatio(row),
       ]),
     ],
     log,
