@@ -53,8 +53,8 @@ export interface PaidRouteRow {
    * weighs on one pair of rounds, not on the whole figure.
    */
   ratio: number;
-  /** The lowest and highest of those per-round ratios. */
-  ratioRange: [number, number];
+  /** paid rps / free rps of each pair of rounds, in the order run. */
+  roundRatios: number[];
   invariants: string;
 }
 
@@ -170,7 +170,7 @@ async function benchLedger(kind: LedgerKind, options: Resolved): Promise<PaidRou
       free: freeFigures,
       paid: paidFigures,
       ratio: median(roundRatios),
-      ratioRange: [Math.min(...roundRatios), Math.max(...roundRatios)],
+      roundRatios,
       invariants,
     };
   } finally {
@@ -203,7 +203,7 @@ export async function main(options: PaidRouteOptions = {}): Promise<PaidRouteRow
 
 /** The median ratio and, in brackets, the range of the rounds' ratios. */
 export function formatRatio(row: PaidRouteRow): string {
-  return `${row.ratio.toFixed(2)} (${row.ratioRange[0].toFixed(2)} to ${row.ratioRange[1].toFixed(2)})`;
+  return `${row.ratio.toFixed(2)} (${Math.min(...row.roundRatios).toFixed(2)} to ${Math.max(...row.roundRatios).toFixed(2)})`;
 }
 
 export function printPaidRouteTable(rows: readonly PaidRouteRow[], log: (line: string) => void = console.log): void {

@@ -85,18 +85,14 @@ async function main(argv: string[]): Promise<void> {
   heading('summary (every ratio from figures of this run)');
   console.log(machineLine());
   const rows: string[][] = [['measure', 'figures', 'ratio', 'target']];
+  const paidRow = (label: string, row: PaidRouteRow, target = '') => [label, `${rate(row.paid.rps)} / ${rate(row.free.rps)} req/s`, formatRatio(row), target];
   for (const row of paid) {
     const target = TARGETS[row.ledger];
-    rows.push([
-      `paid/free, ${row.ledger}, 1 process, 32 connections`,
-      `${rate(row.paid.rps)} / ${rate(row.free.rps)} req/s`,
-      formatRatio(row),
-      target === undefined ? '' : `>= ${target} ${row.ratio >= target ? 'met' : 'NOT met'}`,
-    ]);
+    rows.push(paidRow(`paid/free, ${row.ledger}, 1 process, 32 connections`, row, target === undefined ? '' : `>= ${target} ${row.ratio >= target ? 'met' : 'NOT met'}`));
   }
-  for (const row of paidWide) rows.push([`paid/free, ${row.ledger}, 1 process, 128 connections`, `${rate(row.paid.rps)} / ${rate(row.free.rps)} req/s`, formatRatio(row), '']);
-  for (const row of paidUnbatched) rows.push([`paid/free, ${row.ledger}, 1 process, 32 connections, no group commit`, `${rate(row.paid.rps)} / ${rate(row.free.rps)} req/s`, formatRatio(row), '']);
-  for (const row of scaledOut) rows.push([`paid/free, ${row.ledger}, ${row.workers} processes`, `${rate(row.paid.rps)} / ${rate(row.free.rps)} req/s`, formatRatio(row), '']);
+  for (const row of paidWide) rows.push(paidRow(`paid/free, ${row.ledger}, 1 process, 128 connections`, row));
+  for (const row of paidUnbatched) rows.push(paidRow(`paid/free, ${row.ledger}, 1 process, 32 connections, no group commit`, row));
+  for (const row of scaledOut) rows.push(paidRow(`paid/free, ${row.ledger}, ${row.workers} processes`, row));
   for (const row of topUps) rows.push([`top-up: our overhead / total, ${row.ledger}`, `${row.overheadP50.toFixed(1)} / ${row.topUpP50.toFixed(1)} ms (p50)`, (row.overheadP50 / row.topUpP50).toFixed(2), '']);
   for (const kind of new Set(scaling.map((row) => row.ledger))) {
     const mine = scaling.filter((row) => row.ledger === kind);
