@@ -734,6 +734,7 @@ const CODE_TEXT: Record<ErrorCode, string> = {
   card_declined: 'the card was declined',
   authentication_required: 'the card needs authentication',
   payment_failed: 'the payment did not succeed',
+  rate_limited: 'the server limits requests like this one for now; try again after its Retry-After delay',
   payment_required: 'the server asks for payment',
 };
 

@@ -41,6 +41,8 @@ export interface DemoAppOptions {
   engine: PaymentEngine;
   webhookSecret?: string;
   log?: LogSink;
+  /** Proxies whose X-Forwarded-For names the client (rate limits, docs/rate-limits.md). */
+  trustedProxies?: readonly string[];
 }
 
 /** The demo app. Paid routes are plain handlers: the paywall in front of them owns the price list. */
@@ -49,7 +51,7 @@ export function createDemoApp(options: DemoAppOptions): Hono<{ Variables: Stripe
   const log = options.log;
   if (log) app.use(requestLogger(log));
   app.use(openCors());
-  app.use(stripe402({ engine: options.engine, ...(options.webhookSecret ? { webhookSecret: options.webhookSecret } : {}) }));
+  app.use(stripe402({ engine: options.engine, ...(options.webhookSecret ? { webhookSecret: options.webhookSecret } : {}), ...(options.trustedProxies ? { trustedProxies: options.trustedProxies } : {}) }));
 
   app.get('/health', (c) => c.json({ status: 'ok' }));
   app.get('/api/joke', (c) => c.json({ joke: JOKES[Math.floor(Math.random() * JOKES.length)] }));
@@ -117,6 +119,7 @@ export function requestLogger(log: LogSink) {
       if (payment.errorCode) entry.errorCode = payment.errorCode;
       if (payment.chargeId) entry.chargeId = payment.chargeId;
       if (payment.restored) entry.restored = true;
+      if (payment.limited) entry.limited = payment.limited;
     }
     log(entry);
   };

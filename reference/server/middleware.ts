@@ -18,6 +18,7 @@
 import type { Context, MiddlewareHandler } from 'hono';
 import { DISCOVERY_PATH, HEADER_PAYMENT } from '../core/codec.ts';
 import { EXPOSED_HEADERS, type DecisionContext, type PaymentEngine } from './engine.ts';
+import { sourceOf, TrustedProxies } from './limits.ts';
 import { handleWebhook } from './recovery.ts';
 import { pathnameOf } from './routes.ts';
 
@@ -30,6 +31,8 @@ export interface Stripe402MiddlewareOptions {
   /** Receive Stripe webhooks, verified with this signing secret (`whsec_...`). */
   webhookSecret?: string;
   webhookPath?: string;
+  /** Proxies (addresses or CIDR blocks) whose X-Forwarded-For names the client for the rate limits; default none (the peer address counts). */
+  trustedProxies?: readonly string[];
 }
 
 /** What the middleware leaves in the context for loggers (`c.get('stripe402')`); ids unredacted, redact before logging. */
@@ -41,6 +44,7 @@ export function stripe402(options: Stripe402MiddlewareOptions): MiddlewareHandle
   const serveDiscovery = options.discovery ?? true;
   const webhookPath = options.webhookPath ?? DEFAULT_WEBHOOK_PATH;
   const webhookSecret = options.webhookSecret;
+  const trustedProxies = options.trustedProxies?.length ? new TrustedProxies(options.trustedProxies) : undefined;
   // The document only changes with the route table, which is fixed at construction.
   const discoveryBody = JSON.stringify(engine.discovery());
 
@@ -59,7 +63,7 @@ export function stripe402(options: Stripe402MiddlewareOptions): MiddlewareHandle
     const match = engine.match(method, path);
     if (!match) return next();
 
-    const decision = await engine.handle(match, paymentHeaderOf(c));
+    const decision = await engine.handle(match, paymentHeaderOf(c), sourceOfRequest(c, trustedProxies));
     // The decision's context is this request's own object: it becomes the log record as it is.
     const record = decision.context as NonNullable<Stripe402Variables['stripe402']>;
     if (decision.kind === 'respond') {
@@ -92,6 +96,13 @@ function paymentHeaderOf(c: Context): string | null {
     return typeof value === 'string' ? value : value.join(', ');
   }
   return c.req.raw.headers.get(HEADER_PAYMENT);
+}
+
+/** The network a request came from, for the engine's rate limits: the peer on @hono/node-server, behind a trusted proxy the client it names. */
+function sourceOfRequest(c: Context, trusted: TrustedProxies | undefined): string {
+  const incoming = (c.env as { incoming?: { socket?: { remoteAddress?: string } } } | undefined)?.incoming;
+  const peer = incoming?.socket?.remoteAddress;
+  return sourceOf(peer, trusted && peer !== undefined && trusted.has(peer) ? c.req.header('x-forwarded-for') : undefined, trusted);
 }
 
 /**

@@ -17,6 +17,7 @@ import { PaymentEngine } from './engine.ts';
 import { createStripeClient, StripeSdkGateway, type StripeGateway } from './gateway.ts';
 import { openLedger } from './ledger/index.ts';
 import type { Ledger } from './ledger/types.ts';
+import type { RateLimitOptions } from './limits.ts';
 import { jsonLogger, redact, scrub, type LogSink } from './log.ts';
 import { compileRoutes, type PaidRouteConfig } from './routes.ts';
 
@@ -58,6 +59,10 @@ export interface ServerOptions {
   retryAfterSeconds?: number;
   /** How long the top-up lock of a process that died holding it blocks that client's top-ups (default 60 s; keep it above the longest Stripe call with its retries). */
   topUpLockTtlMs?: number;
+  /** Rate limits (SEC-3, SEC-7, SEC-8); default DEFAULT_RATE_LIMITS of limits.ts, false for none (docs/rate-limits.md). */
+  rateLimits?: RateLimitOptions | false;
+  /** Proxies (addresses or CIDR blocks) whose X-Forwarded-For names the client; default none. */
+  trustedProxies?: readonly string[];
 }
 
 export interface RunningServer {
@@ -135,11 +140,12 @@ export async function startServer(options: ServerOptions = {}): Promise<RunningS
       ...(options.retryAfterSeconds === undefined ? {} : { retryAfterSeconds: options.retryAfterSeconds }),
       ...(options.topUpLockTtlMs === undefined ? {} : { topUpLockTtlMs: options.topUpLockTtlMs }),
       ...(options.returnUrl ? { returnUrl: options.returnUrl } : {}),
+      ...(options.rateLimits === undefined ? {} : { rateLimits: options.rateLimits }),
       onInternalError: (event) =>
         log({ msg: 'internal error', level: 'error', stage: event.stage, route: event.route, clientId: redact(event.clientId), detail: scrub(event.detail) }),
     });
     // Without a log sink, no request logger at all: it would only cost time per request.
-    const app = createDemoApp({ engine, ...(options.log === false ? {} : { log }), ...(webhookSecret ? { webhookSecret } : {}) });
+    const app = createDemoApp({ engine, ...(options.log === false ? {} : { log }), ...(webhookSecret ? { webhookSecret } : {}), ...(options.trustedProxies ? { trustedProxies: options.trustedProxies } : {}) });
 
     const host = options.host ?? DEFAULT_HOST;
     const server = await new Promise<ReturnType<typeof serve>>((resolve, reject) => {
