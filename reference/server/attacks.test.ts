@@ -16,7 +16,6 @@ import { startEmulator, type Emulator } from '../../conformance/stripe-emulator/
 import type { RunningServer } from './standalone.ts';
 import {
   countStripeRequests,
-  emulatorFootprint,
   LEDGER_KINDS,
   openTestLedger,
   paymentIntentsOf,
@@ -73,7 +72,7 @@ describe('rate limits on the reference server', () => {
 
   it('lets one address reach Stripe with declining top-ups at most the charge-attempt burst, then answers rate_limited', async () => {
     server = await startTestServer(store.ledger, emulator, { trustedProxies: ['127.0.0.1'] });
-    const before = emulatorFootprint(emulator).paymentIntents;
+    const before = emulator.state.paymentIntents().length;
     const answers: PaidResponse[] = [];
     for (let i = 0; i < 40; i++) {
       answers.push(await request(`${server.url}/api/joke`, { payment: { ...V, paymentMethodId: DECLINING_CARDS[i % DECLINING_CARDS.length] }, headers: from('203.0.113.7') }));
@@ -84,7 +83,7 @@ describe('rate limits on the reference server', () => {
     expect(declined).toHaveLength(20);
     expect(limited).toHaveLength(20);
     for (const answer of limited) expectLimited(answer);
-    expect(emulatorFootprint(emulator).paymentIntents - before).toBeLessThanOrEqual(20);
+    expect(emulator.state.paymentIntents().length - before).toBeLessThanOrEqual(20);
 
     // Another address pays and spends as if nothing happened.
     const paid = await request(`${server.url}/api/joke`, { payment: { ...V, paymentMethodId: VISA }, headers: from('198.51.100.4') });
@@ -168,13 +167,13 @@ describe('rate limits on the reference server', () => {
   it('refuses a top-up over the global Stripe budget before charging, and charges nothing', async () => {
     // A first top-up takes four calls (PaymentMethod, Customer search and create, PaymentIntent): a budget of 3 stops it before the charge.
     server = await startTestServer(store.ledger, emulator, { rateLimits: { stripeCalls: { burst: 3, perMinute: 1 } } });
-    const before = emulatorFootprint(emulator).paymentIntents;
+    const before = emulator.state.paymentIntents().length;
     const answer = await request(`${server.url}/api/joke`, { payment: { ...V, paymentMethodId: 'pm_card_mastercard', idempotencyKey: `budget-${randomBytes(6).toString('hex')}` } });
     expectLimited(answer);
-    expect(emulatorFootprint(emulator).paymentIntents).toBe(before);
+    expect(emulator.state.paymentIntents().length).toBe(before);
     const again = await request(`${server.url}/api/joke`, { payment: { ...V, paymentMethodId: 'pm_card_mastercard' } });
     expectLimited(again);
-    expect(emulatorFootprint(emulator).paymentIntents).toBe(before);
+    expect(emulator.state.paymentIntents().length).toBe(before);
   });
 });
 
