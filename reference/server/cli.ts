@@ -8,6 +8,7 @@ import { readFileSync } from 'node:fs';
 import { Command, InvalidArgumentError } from 'commander';
 import { createStripeClient, StripeSdkGateway } from './gateway.ts';
 import { openLedger } from './ledger/index.ts';
+import { parseRateLimitSetting, type RateLimitOptions } from './limits.ts';
 import { jsonLogger } from './log.ts';
 import { parseSince, reconcile } from './recovery.ts';
 import type { PaidRouteConfig } from './routes.ts';
@@ -17,6 +18,14 @@ function port(value: string): number {
   const n = Number(value);
   if (!Number.isInteger(n) || n < 0 || n > 65_535) throw new InvalidArgumentError('expected a port number from 0 to 65535');
   return n;
+}
+
+function rateLimitSetting(value: string, previous: RateLimitOptions): RateLimitOptions {
+  try {
+    return parseRateLimitSetting(value, previous);
+  } catch (error) {
+    throw new InvalidArgumentError((error as Error).message);
+  }
 }
 
 function readRoutes(file: string): PaidRouteConfig[] {
@@ -45,6 +54,9 @@ export async function runServeCli(argv: string[]): Promise<void> {
     .option('--webhook-secret <secret>', 'Stripe webhook signing secret (or STRIPE_WEBHOOK_SECRET)')
     .option('--return-url <url>', 'return_url of PaymentIntents, so Stripe offers a card-authentication URL')
     .option('--quiet', 'no request logs')
+    .option('--trusted-proxy <address>', 'a proxy (address or CIDR block) whose X-Forwarded-For names the client for the rate limits; repeatable', (v: string, all: string[]) => [...all, v], [] as string[])
+    .option('--rate-limit <setting>', 'NAME=BURST/PER_MINUTE or NAME=off, NAME one of unpaid-client-ids, charge-attempts-per-source, charge-attempts-per-card, stripe-calls; repeatable (docs/rate-limits.md)', rateLimitSetting, {} as RateLimitOptions)
+    .option('--no-rate-limits', 'turn every rate limit off (only for load tests from trusted clients)')
     .addHelpText(
       'after',
       '\nEnvironment: STRIPE_SECRET_KEY, STRIPE_PUBLISHABLE_KEY, STRIPE402_SERVER_SECRET (32+ bytes; required with live keys), STRIPE_WEBHOOK_SECRET.\nWithout STRIPE_SECRET_KEY and --stripe-url, the Stripe emulator runs in-process (test mode).',
@@ -69,6 +81,9 @@ export async function runServeCli(argv: string[]): Promise<void> {
     webhookSecret?: string;
     returnUrl?: string;
     quiet?: boolean;
+    trustedProxy: string[];
+    rateLimit: RateLimitOptions;
+    rateLimits: boolean;
   }>();
   const env = process.env;
   const log = jsonLogger();
@@ -86,6 +101,8 @@ export async function runServeCli(argv: string[]): Promise<void> {
     ...((opts.webhookSecret ?? env.STRIPE_WEBHOOK_SECRET) ? { webhookSecret: opts.webhookSecret ?? env.STRIPE_WEBHOOK_SECRET } : {}),
     ...(opts.routes ? { routes: readRoutes(opts.routes) } : {}),
     ...(opts.returnUrl ? { returnUrl: opts.returnUrl } : {}),
+    ...(opts.trustedProxy.length > 0 ? { trustedProxies: opts.trustedProxy } : {}),
+    rateLimits: opts.rateLimits ? opts.rateLimit : false,
     log: opts.quiet ? false : log,
   });
 

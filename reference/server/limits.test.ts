@@ -4,7 +4,7 @@
  * against behind proxies (trusted or not) and for IPv6.
  */
 import { describe, expect, it } from 'vitest';
-import { BucketMap, networkOf, RateLimiter, sourceOf, TrustedProxies, UNKNOWN_SOURCE } from './limits.ts';
+import { BucketMap, networkOf, parseRateLimitSetting, RateLimiter, sourceOf, TrustedProxies, UNKNOWN_SOURCE } from './limits.ts';
 
 function clock() {
   let now = 0;
@@ -124,5 +124,20 @@ describe('the source of a request', () => {
   it('refuses a trusted proxy that is not an address or block', () => {
     expect(() => new TrustedProxies(['proxy.example'])).toThrow(RangeError);
     expect(() => new TrustedProxies(['10.0.0.0/33'])).toThrow(RangeError);
+  });
+});
+
+describe('a rate-limit setting on the command line', () => {
+  it('sets one budget by name, or turns it off, keeping the others', () => {
+    const one = parseRateLimitSetting('charge-attempts-per-source=5/30');
+    expect(one).toEqual({ chargeAttemptsPerSource: { burst: 5, perMinute: 30 } });
+    expect(parseRateLimitSetting('stripe-calls=off', one)).toEqual({ chargeAttemptsPerSource: { burst: 5, perMinute: 30 }, stripeCalls: false });
+  });
+
+  it('refuses unknown names, missing rates and zero bursts with a message naming the valid budgets', () => {
+    for (const bad of ['stripe=5/5', 'stripe-calls=5', 'stripe-calls=0/5', 'unpaid-client-ids=on', '']) {
+      expect(() => parseRateLimitSetting(bad), bad).toThrow(RangeError);
+    }
+    expect(() => parseRateLimitSetting('nope=1/1')).toThrow(/unpaid-client-ids, charge-attempts-per-source, charge-attempts-per-card, stripe-calls/);
   });
 });

@@ -256,3 +256,24 @@ function stripPort(hop: string): string {
   const v4 = /^(\d{1,3}(?:\.\d{1,3}){3}):\d+$/.exec(hop);
   return v4 ? v4[1]! : hop;
 }
+
+/** The command-line names of the budgets (`--rate-limit NAME=BURST/PER_MINUTE`). */
+const SETTING_NAMES: Readonly<Record<string, keyof Omit<RateLimitOptions, 'maxKeys'>>> = {
+  'unpaid-client-ids': 'unpaidClientIds',
+  'charge-attempts-per-source': 'chargeAttemptsPerSource',
+  'charge-attempts-per-card': 'chargeAttemptsPerCard',
+  'stripe-calls': 'stripeCalls',
+};
+
+/** Adds one `NAME=BURST/PER_MINUTE` or `NAME=off` setting to `options`; throws RangeError with a usable message otherwise. */
+export function parseRateLimitSetting(setting: string, options: RateLimitOptions = {}): RateLimitOptions {
+  const match = /^([a-z-]+)=(?:(off)|(\d+)\/(\d+(?:\.\d+)?))$/.exec(setting.trim());
+  const name = match ? SETTING_NAMES[match[1]!] : undefined;
+  if (!match || name === undefined) {
+    throw new RangeError(`expected NAME=BURST/PER_MINUTE or NAME=off with NAME one of ${Object.keys(SETTING_NAMES).join(', ')}, not ${JSON.stringify(setting)}`);
+  }
+  const value: BucketOptions | false = match[2] ? false : { burst: Number(match[3]), perMinute: Number(match[4]) };
+  // Checked now, so a bad value stops the server before it starts.
+  if (value !== false) new BucketMap(value, 1);
+  return { ...options, [name]: value };
+}
