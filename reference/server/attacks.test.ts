@@ -74,16 +74,16 @@ describe('rate limits on the reference server', () => {
     server = await startTestServer(store.ledger, emulator, { trustedProxies: ['127.0.0.1'] });
     const before = emulator.state.paymentIntents().length;
     const answers: PaidResponse[] = [];
-    for (let i = 0; i < 40; i++) {
+    for (let i = 0; i < 50; i++) {
       answers.push(await request(`${server.url}/api/joke`, { payment: { ...V, paymentMethodId: DECLINING_CARDS[i % DECLINING_CARDS.length] }, headers: from('203.0.113.7') }));
     }
     const declined = answers.filter((a) => a.payment?.errorCode === 'card_declined' || a.payment?.errorCode === 'payment_failed');
     const limited = answers.filter((a) => a.payment?.errorCode === 'rate_limited');
-    // The default burst of charge attempts per source is 20 (limits.ts).
-    expect(declined).toHaveLength(20);
-    expect(limited).toHaveLength(20);
+    // The default burst of charge attempts per source is 32 (limits.ts).
+    expect(declined).toHaveLength(32);
+    expect(limited).toHaveLength(18);
     for (const answer of limited) expectLimited(answer);
-    expect(emulator.state.paymentIntents().length - before).toBeLessThanOrEqual(20);
+    expect(emulator.state.paymentIntents().length - before).toBeLessThanOrEqual(32);
 
     // Another address pays and spends as if nothing happened.
     const paid = await request(`${server.url}/api/joke`, { payment: { ...V, paymentMethodId: VISA }, headers: from('198.51.100.4') });
@@ -106,15 +106,25 @@ describe('rate limits on the reference server', () => {
 
   it('never limits a paying client by its own top-ups and spends', async () => {
     server = await startTestServer(store.ledger, emulator);
-    // 30 requests with the card: each either spends the balance or tops up, every one served; the default burst is 20.
+    // 40 requests with the card: each either spends the balance or tops up, every one served; the default burst is 32.
     let charges = 0;
-    for (let i = 0; i < 30; i++) {
+    for (let i = 0; i < 40; i++) {
       const answer = await request(`${server.url}/api/joke`, { payment: { ...V, paymentMethodId: VISA, idempotencyKey: `paying-client-${i}-${randomBytes(4).toString('hex')}` } });
       expect(answer.status).toBe(200);
       if (answer.payment!.chargeId) charges++;
     }
     // A top-up of minTopUp pays for 5 jokes at the test prices.
-    expect(charges).toBe(6);
+    expect(charges).toBe(8);
+  });
+
+  it('serves 32 concurrent top-ups of one card from one address, charging once', async () => {
+    server = await startTestServer(store.ledger, emulator);
+    const url = server.url;
+    const answers = await Promise.all(Array.from({ length: 32 }, () => request(`${url}/api/weather`, { payment: { ...V, paymentMethodId: 'pm_card_amex', topUpAmount: 100_000 } })));
+    expect(answers.map((a) => a.status)).toEqual(answers.map(() => 200));
+    const clientId = answers[0]!.payment!.clientId;
+    expect(paymentIntentsOf(emulator, clientId).filter((pi) => pi.status === 'succeeded')).toHaveLength(1);
+    expect(await store.ledger.balance({ clientId, currency: 'usd' })).toBe(100_000 - 32 * 2_500);
   });
 
   it('limits client ids that do not pay, per source, before the ledger; the limited answer tells no balance and spends nothing', async () => {
@@ -160,8 +170,8 @@ describe('rate limits on the reference server', () => {
       const answer = await request(`${server.url}/api/joke`, { payment: { ...V, paymentMethodId: `pm_${randomBytes(12).toString('hex')}` }, headers: from('203.0.113.77') });
       expect(['invalid_payment', 'rate_limited']).toContain(answer.payment!.errorCode);
     }
-    // One PaymentMethod lookup per attempt, 20 attempts at most.
-    expect(stripeRequests()).toBeLessThanOrEqual(20);
+    // One PaymentMethod lookup per attempt, 32 attempts at most.
+    expect(stripeRequests()).toBeLessThanOrEqual(32);
   });
 
   it('refuses a top-up over the global Stripe budget before charging, and charges nothing', async () => {

@@ -327,7 +327,6 @@ export class PaymentEngine {
     }
     const clientId = identified.clientId;
     context.clientId = clientId;
-    this.startCardAttempt(limits, clientId);
     if (clientId !== payload.clientId) {
       const spent = await this.ledger.spend({ clientId, currency: price.currency, amount: price.amount, route: route.key });
       if (spent.ok) return this.serve(match, price, clientId, spent.balance, undefined, context);
@@ -351,6 +350,8 @@ export class PaymentEngine {
       async () => {
         const spent = await this.ledger.spend({ ...account, amount: price.amount, route: route.key });
         if (spent.ok) return this.serve(match, price, clientId, spent.balance, undefined, context);
+        // SEC-7, per card: counted here, under the top-up lock, so concurrent top-ups of one card (which charge once) count once.
+        this.startCardAttempt(limits, clientId);
         return this.charge(match, price, payload, clientId, topUp, identified.customerId, spent.balance, context);
       },
       this.lockTtlMs,

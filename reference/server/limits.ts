@@ -38,12 +38,15 @@ export interface RateLimitOptions {
 /**
  * The defaults: far above what a paying client needs (it meets an unpaid id
  * once per top-up, and a charge attempt that fails is rare), far below what
- * card testing or id probing needs. The Stripe budget stays under Stripe's
- * default live-mode limit of 100 operations a second.
+ * card testing or id probing needs. A charge attempt holds its token while it
+ * is in flight, so the per-source burst is also how many top-ups one address
+ * may have in flight at once (32, the conformance suite's bursts included).
+ * The Stripe budget stays under Stripe's default live-mode limit of 100
+ * operations a second.
  */
 export const DEFAULT_RATE_LIMITS: Readonly<Record<'unpaidClientIds' | 'chargeAttemptsPerSource' | 'chargeAttemptsPerCard' | 'stripeCalls', Readonly<BucketOptions>>> = Object.freeze({
   unpaidClientIds: Object.freeze({ burst: 600, perMinute: 600 }),
-  chargeAttemptsPerSource: Object.freeze({ burst: 20, perMinute: 20 }),
+  chargeAttemptsPerSource: Object.freeze({ burst: 32, perMinute: 10 }),
   chargeAttemptsPerCard: Object.freeze({ burst: 10, perMinute: 10 }),
   stripeCalls: Object.freeze({ burst: 200, perMinute: 3_000 }),
 });
@@ -159,7 +162,7 @@ export class RateLimiter {
     return { kind: 'charge_attempts_source', retryAfterSeconds: this.#perSource.retryAfter(source) };
   }
 
-  /** Once the card is known, before a charge: takes one attempt of the card (given back by `attemptPaid`), SEC-7. */
+  /** Before a charge (under the card's top-up lock): takes one attempt of the card (given back by `attemptPaid`), SEC-7. */
   startCardAttempt(card: string): Limited | null {
     if (this.#perCard === undefined || this.#perCard.take(card)) return null;
     return { kind: 'charge_attempts_card', retryAfterSeconds: this.#perCard.retryAfter(card) };
