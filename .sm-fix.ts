@@ -1,0 +1,11 @@
+import { readFileSync, writeFileSync } from 'node:fs';
+import { deriveClientId } from './reference/core/client-id.ts';
+const b = JSON.parse(readFileSync('/tmp/sm/bundled.json', 'utf8'));
+const secret = 'conformance test server secret, 32+ bytes long';
+const cid = await deriveClientId(secret, 'r40d4vOgg3VecDJF');
+const pi = b.resources.payment_intent;
+pi.status = 'succeeded'; pi.amount = 50000; pi.amount_received = 50000; pi.canceled_at = null;
+pi.metadata = { stripe402_client_id: cid, stripe402_units: '50000', stripe402_currency: 'usd' };
+pi.created = Math.floor(Date.now()/1000);
+writeFileSync('/tmp/sm/fix1.json', JSON.stringify(b));
+console.log(cid);
