@@ -14,7 +14,7 @@ import { Command, CommanderError, InvalidArgumentError } from 'commander';
 import { currencyExponent, decodeHeaderObject, HEADER_PAYMENT, HEADER_PAYMENT_RESPONSE } from '../core/index.ts';
 import { type BudgetOptions, type ChargeCaps, type UnitsLimit } from './budget.ts';
 import { budgetFromJson, parseUnitsLimit } from './budget-config.ts';
-import { type CardDetails } from './card.ts';
+import { parseCardText, type CardDetails } from './card.ts';
 import {
   AuthenticationRequiredError,
   BudgetExceededError,
@@ -197,7 +197,7 @@ async function main(argv: string[], io: FetchCliIo, say: (line: string) => void)
   let card: CardDetails | undefined;
   const cardText = env(io, 'STRIPE402_CARD');
   if (!paymentMethodId && cardText) {
-    card = parseCard(cardText);
+    card = parseCardText(cardText);
     if (!card) {
       say('STRIPE402_CARD must be NUMBER:MM:YYYY[:CVC]');
       return FETCH_EXIT.usage;
@@ -381,14 +381,6 @@ function joinWithAmpersand(parts: Uint8Array[]): Uint8Array<ArrayBuffer> {
   return Buffer.concat(chunks);
 }
 
-function parseCard(text: string): CardDetails | undefined {
-  const m = /^\s*([\d ]{12,23}):(\d{1,2}):(\d{2,4})(?::(\d{3,4}))?\s*$/.exec(text);
-  if (!m) return undefined;
-  const year = Number(m[3]);
-  const card: CardDetails = { number: m[1]!.replace(/ /g, ''), expMonth: Number(m[2]), expYear: year < 100 ? 2000 + year : year };
-  if (m[4]) card.cvc = m[4];
-  return card;
-}
 
 function env(io: FetchCliIo, name: string): string | undefined {
   return io.env[name];
