@@ -16,7 +16,7 @@ import { decodePaymentResponseHeader, encodeHeader } from '../../reference/core/
 import { openLedger, type Ledger } from '../../reference/server/ledger/index.ts';
 import { startServer } from '../../reference/server/standalone.ts';
 import { selectChecks } from '../runner.ts';
-import { startStripeMock, stripeMockBinary, stripeMockFixtures } from '../stripe-mock.ts';
+import { runStripeMockFixturesCli, startStripeMock, stripeMockBinary, stripeMockFixtures, type StripeMockFixtures } from '../stripe-mock.ts';
 import { STRIPE_MOCK_KEY, generatedPart, renderStripeMockResults, runOnStripeMock, type StripeMockRun } from './stripe-mock-harness.ts';
 
 const binary = stripeMockBinary();
@@ -110,6 +110,33 @@ describe.skipIf(!binary)('the reference server on real stripe-mock', () => {
       expect(served.answer!.chargeId).toMatch(/^pi_/);
       expect(target.errors).toHaveLength(1);
     } finally {
+      await target.close();
+    }
+  });
+});
+
+describe.skipIf(!binary)('stripe402 stripe-mock-fixtures', () => {
+  it("writes the fixtures for the target's first paid route, and refuses a run without the server secret or with two sources of the price", async () => {
+    const serverSecret = 'stripe-mock command test server secret, 32+ bytes';
+    const target = await serverOnStripeMock(serverSecret, false);
+    const dir = mkdtempSync(path.join(tmpdir(), 'stripe402-stripe-mock-'));
+    const saved = process.env.STRIPE402_SERVER_SECRET;
+    try {
+      process.env.STRIPE402_SERVER_SECRET = serverSecret;
+      const out = path.join(dir, 'fixtures.json');
+      expect(await runStripeMockFixturesCli(['--target', target.server.url, '--out', out])).toBe(0);
+      const written = JSON.parse(readFileSync(out, 'utf8')) as StripeMockFixtures;
+      // The discovery document's first paid GET route: /api/joke, usd, minTopUp 50000.
+      const expected = await stripeMockFixtures({ serverSecret, currency: 'usd', units: 50_000, createdSeconds: written.resources.payment_intent.created as number });
+      expect(written).toEqual(expected);
+      await expect(runStripeMockFixturesCli(['--target', target.server.url, '--currency', 'usd'])).rejects.toMatchObject({ exitCode: 2 });
+      await expect(runStripeMockFixturesCli(['--currency', 'usd'])).rejects.toMatchObject({ exitCode: 2 });
+      delete process.env.STRIPE402_SERVER_SECRET;
+      await expect(runStripeMockFixturesCli(['--currency', 'usd', '--top-up', '50000'])).rejects.toMatchObject({ exitCode: 2, message: expect.stringContaining('STRIPE402_SERVER_SECRET') });
+    } finally {
+      if (saved === undefined) delete process.env.STRIPE402_SERVER_SECRET;
+      else process.env.STRIPE402_SERVER_SECRET = saved;
+      rmSync(dir, { recursive: true, force: true });
       await target.close();
     }
   });
