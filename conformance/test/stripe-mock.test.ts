@@ -6,7 +6,7 @@
  * succeeds, and with the fixtures `stripe402 stripe-mock-fixtures` writes,
  * on which a top-up of minTopUp succeeds. Asserts what each run reaches,
  * lists every skip with its reason, and checks that docs/stripe-backends.md
- * shows exactly these runs (regenerate with conformance/stripe-mock-table.ts).
+ * shows exactly these runs (regenerate with conformance/test/stripe-mock-table.ts).
  */
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -94,7 +94,7 @@ describe.skipIf(!binary)('the reference server on real stripe-mock', () => {
     } finally {
       await target.close();
     }
-  });
+  }, 60_000);
 
   it('credits a top-up of the size the generated fixtures describe, and names the metadata of a top-up of another size', async () => {
     const target = await serverOnStripeMock('stripe-mock fixtures test server secret, 32+ bytes', true);
@@ -112,7 +112,7 @@ describe.skipIf(!binary)('the reference server on real stripe-mock', () => {
     } finally {
       await target.close();
     }
-  });
+  }, 60_000);
 });
 
 describe.skipIf(!binary)('stripe402 stripe-mock-fixtures', () => {
@@ -139,7 +139,7 @@ describe.skipIf(!binary)('stripe402 stripe-mock-fixtures', () => {
       rmSync(dir, { recursive: true, force: true });
       await target.close();
     }
-  });
+  }, 60_000);
 });
 
 describe.skipIf(!binary)('the conformance suite at level core on real stripe-mock', () => {
@@ -188,6 +188,6 @@ describe.skipIf(!binary)('the conformance suite at level core on real stripe-moc
 
   it('docs/stripe-backends.md shows exactly these runs', () => {
     const doc = readFileSync(new URL('../../docs/stripe-backends.md', import.meta.url), 'utf8');
-    expect(generatedPart(doc), 'regenerate with npx tsx conformance/stripe-mock-table.ts').toBe(renderStripeMockResults([own, generated]));
+    expect(generatedPart(doc), 'regenerate with npx tsx conformance/test/stripe-mock-table.ts').toBe(renderStripeMockResults([own, generated]));
   });
 });

@@ -6,12 +6,12 @@
  * that did not pass, with its reason. stripe-mock.test.ts checks that the
  * document matches a fresh run.
  *
- *   npx tsx conformance/stripe-mock-table.ts
+ *   npx tsx conformance/test/stripe-mock-table.ts
  */
 import { readFileSync, writeFileSync } from 'node:fs';
-import { openLedger } from '../reference/server/ledger/index.ts';
-import { stripeMockBinary } from './stripe-mock.ts';
-import { renderStripeMockResults, runOnStripeMock, withGeneratedPart } from './test/stripe-mock-harness.ts';
+import { openLedger } from '../../reference/server/ledger/index.ts';
+import { stripeMockBinary } from '../stripe-mock.ts';
+import { renderStripeMockResults, runOnStripeMock, withGeneratedPart } from './stripe-mock-harness.ts';
 
 const binary = stripeMockBinary();
 if (!binary) {
@@ -26,6 +26,6 @@ try {
   await ledger.close();
 }
 const generated = renderStripeMockResults(runs);
-const file = new URL('../docs/stripe-backends.md', import.meta.url);
+const file = new URL('../../docs/stripe-backends.md', import.meta.url);
 writeFileSync(file, withGeneratedPart(readFileSync(file, 'utf8'), generated));
 console.log(generated);
