@@ -21,7 +21,7 @@ import { STRIPE_MOCK_KEY, generatedPart, renderStripeMockResults, runOnStripeMoc
 
 const binary = stripeMockBinary();
 if (!binary) {
-  console.warn('stripe-mock tests skipped: no binary at ../shared/tools/stripe-mock/stripe-mock and STRIPE_MOCK_BIN is not set');
+  console.warn('stripe-mock tests skipped: no stripe-mock binary at STRIPE_MOCK_BIN or at ../shared/tools/stripe-mock/stripe-mock beside the repository');
 }
 
 const CORE = selectChecks('core').map((c) => c.id);
