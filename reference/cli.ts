@@ -16,14 +16,22 @@ const subcommands: Record<string, { summary: string; run: (argv: string[]) => Pr
     summary: 'fetch a URL, paying with stripe402 within a budget (curl-like)',
     run: async (argv) => (await import('./client/cli.ts')).runFetchCli(argv),
   },
+  mcp: {
+    summary: 'an MCP server whose tools fetch URLs, paying with stripe402 within a budget',
+    run: async (argv) => (await import('./mcp/cli.ts')).runMcpCli(argv),
+  },
   reconcile: {
     summary: 'credit succeeded top-ups that the ledger missed',
     run: async (argv) => (await import('./server/cli.ts')).runReconcileCli(argv),
   },
+  'stripe-mock-fixtures': {
+    summary: 'write the stripe-mock fixtures file with which top-ups succeed',
+    run: async (argv) => (await import('../conformance/stripe-mock.ts')).runStripeMockFixturesCli(argv),
+  },
 };
 
 function usage(): string {
-  const lines = Object.entries(subcommands).map(([name, s]) => `  ${name.padEnd(10)} ${s.summary}`);
+  const lines = Object.entries(subcommands).map(([name, s]) => `  ${name.padEnd(20)} ${s.summary}`);
   return ['Usage: stripe402 <command> [options]', '', 'Commands:', ...lines, '', 'Run `stripe402 <command> --help` for its options.'].join('\n');
 }
 
