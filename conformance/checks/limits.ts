@@ -65,7 +65,8 @@ export const limitChecks: CheckDefinition[] = [
     async run(ctx) {
       const { limited, sent } = await probe(ctx);
       if (!limited) return `not limited within ${sent} requests with unknown client ids`;
-      return `limited after ${sent} or fewer requests with unknown client ids: HTTP ${limited.status}, Retry-After ${headerValue(limited.headers, 'retry-after') ?? '(none)'}`;
+      // No count: how many requests it takes depends on timing, and reports must not change from run to run.
+      return `limited within ${PROBE_REQUESTS} requests with unknown client ids: HTTP ${limited.status}${limited.paymentResponse?.errorCode ? ` ${limited.paymentResponse.errorCode}` : ''}, ${headerValue(limited.headers, 'retry-after') === undefined ? 'no' : 'with'} Retry-After`;
     },
   },
   {
