@@ -500,5 +500,5 @@ export type BreakName = keyof typeof BREAKS;
 export const UNBREAKABLE: Readonly<Record<string, string>> = {
   '3/base64url-handling': 'an info check: ENC-4 lets a server accept or reject base64url, so both answers pass and it reports what it saw',
   '13/https-outside-loopback': 'an info check: it reports whether the target uses HTTPS; on loopback plain HTTP is allowed',
-  '13/unknown-client-ids-limited': 'an info check: SEC-3 sets no threshold, so it reports after how many unknown client ids the target limited, if at all',
+  '13/unknown-client-ids-limited': 'an info check: SEC-3 sets no threshold, so it reports whether the target limited a source presenting unknown client ids, and how it answered',
 };
