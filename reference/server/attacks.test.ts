@@ -42,6 +42,22 @@ const randomPaymentIntentId = () => `pi_${randomBytes(12).toString('hex')}`;
 /** A request that comes through the trusted proxy on loopback, for the client at `address`. */
 const from = (address: string) => ({ 'x-forwarded-for': address });
 
+/**
+ * Money conservation over everything a block of tests did: every succeeded
+ * PaymentIntent a server created is credited exactly once, in the ledger of
+ * the client its metadata names (`except`: PaymentIntents made on purpose by
+ * someone else).
+ */
+async function expectEveryChargeCreditedOnce(emulator: Emulator, ledger: TestLedger['ledger'], except: ReadonlySet<string> = new Set()): Promise<number> {
+  const succeeded = emulator.state.paymentIntents().filter((pi) => pi.status === 'succeeded' && pi.metadata?.stripe402_client_id && !except.has(pi.id));
+  for (const pi of succeeded) {
+    const entries = (await ledger.journal({ clientId: pi.metadata.stripe402_client_id!, currency: pi.currency })).filter((e) => e.kind === 'topup' && e.paymentIntentId === pi.id);
+    expect(entries, pi.id).toHaveLength(1);
+    expect(entries[0]!.delta).toBe(Number(pi.metadata.stripe402_units));
+  }
+  return succeeded.length;
+}
+
 /** ERR-10: a limited request is an error 402 with rate_limited, a Retry-After, and neither a client id nor a balance. */
 function expectLimited(response: PaidResponse): void {
   expect(response.status).toBe(402);
@@ -153,6 +169,10 @@ describe('rate limits on the reference server', () => {
     expect(owner.payment!.creditsRemaining).toBe(balance - 10_000);
   });
 
+  it('leaves no succeeded PaymentIntent uncredited and none credited twice', async () => {
+    expect(await expectEveryChargeCreditedOnce(emulator, store.ledger)).toBeGreaterThan(0);
+  });
+
   it('ignores X-Forwarded-For from a peer that is not a trusted proxy', async () => {
     server = await startTestServer(store.ledger, emulator, { rateLimits: { unpaidClientIds: { burst: 3, perMinute: 1 } } });
     const codes: string[] = [];
@@ -191,6 +211,7 @@ describe.each(LEDGER_KINDS)('resuming a top-up on the %s ledger', (kind) => {
   let emulator: Emulator;
   let store: TestLedger;
   let server: RunningServer;
+  const foreignIntents = new Set<string>();
 
   beforeAll(async () => {
     emulator = await startEmulator({ host: '127.0.0.1', port: 0 });
@@ -227,6 +248,7 @@ describe.each(LEDGER_KINDS)('resuming a top-up on the %s ledger', (kind) => {
       metadata: { stripe402_client_id: clientId, stripe402_units: '50000', stripe402_currency: 'usd' },
     });
     expect(foreign.status).toBe('succeeded');
+    foreignIntents.add(foreign.id);
     const stripeRequests = countStripeRequests(emulator);
     const answer = await request(`${server.url}/api/joke`, { payment: { ...V, clientId, paymentIntentId: foreign.id, topUpAmount: 50_000 } });
     expect(answer.payment!.errorCode).toBe('invalid_payment');
@@ -263,6 +285,10 @@ describe.each(LEDGER_KINDS)('resuming a top-up on the %s ledger', (kind) => {
     expect(intents[0]!.status).toBe('succeeded');
     expect(await store.ledger.isCredited(paymentIntentId!)).toBe(true);
     expect((await store.ledger.journal({ clientId: clientId!, currency: 'usd' })).filter((e) => e.kind === 'topup')).toHaveLength(1);
+  });
+
+  it('leaves no succeeded PaymentIntent of this server uncredited and none credited twice', async () => {
+    expect(await expectEveryChargeCreditedOnce(emulator, store.ledger, foreignIntents)).toBeGreaterThan(0);
   });
 
   it('keeps one record per PaymentIntent and finds a credited top-up by its credit', async () => {
