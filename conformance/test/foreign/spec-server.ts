@@ -422,7 +422,7 @@ export async function startSpecServer(options: SpecServerOptions): Promise<SpecS
             customer,
             payment_method: paymentMethod,
             confirm: true,
-            payment_method_types: ['card'],
+            automatic_payment_methods: { enabled: true, allow_redirects: 'never' },
             ...(ext.cardAuthentication ? { return_url: 'https://example.com/stripe402/authenticated' } : {}),
             metadata: {
               stripe402_client_id: clientId,
