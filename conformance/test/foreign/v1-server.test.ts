@@ -1,0 +1,96 @@
+/**
+ * The conformance suite against a stripe402 v1 server it has never seen
+ * (v1-server.ts): each of v1's known defects, switched on alone, must fail a
+ * check that cites the rule the defect breaks, and the same checks must not
+ * fail the same server without the defect (so the failure is the defect's,
+ * not the suite's). The defect-free v1 server, judged with the v1 profile,
+ * must pass with no MUST failure: v1's wire is legal there (issue 15, items
+ * 4 and 5, and the acceptance's "defective ones must fail with the defect
+ * named").
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { CheckResult, ConformanceReport } from '../../../reference/core/index.ts';
+import { listChecks, type ConformanceOptions } from '../../runner.ts';
+import { startEmulator, type Emulator } from '../../stripe-emulator/index.ts';
+import { explain, judge, mustFailures, startV1Target } from './targets.ts';
+import { V1_DEFECTS, type V1Defect, type V1Route } from './v1-server.ts';
+
+/** The profile option of issue 15 item 4, as the runner will take it. */
+const PROFILE_V1 = { profile: 'v1' } as Partial<ConformanceOptions>;
+
+/** The rules each defect breaks: a check citing each of them must fail with the defect, and none without it. */
+const DEFECT_RULES: Record<V1Defect, { requirements: string[]; route?: V1Route }> = {
+  paywallVariants: { requirements: ['PAY-1', 'PAY-2'] },
+  centsForEveryCurrency: { requirements: ['UNIT-2'], route: { amount: 10_000, currency: 'jpy', minTopUp: 1_000_000, description: 'A joke in yen' } },
+  noRestoreOn5xx: { requirements: ['PROC-10'] },
+  nullPayload500: { requirements: ['ERR-6'] },
+  fractionalTopUpLost: { requirements: ['MSG-3'] },
+  concurrentTopUps: { requirements: ['PROC-7'] },
+  internalErrorText: { requirements: ['ERR-4'] },
+};
+
+/** The ids of every check citing one of `requirements`. */
+function checksCiting(requirements: string[]): string[] {
+  return listChecks()
+    .filter((check) => requirements.includes(check.requirement))
+    .map((check) => check.id);
+}
+
+const failedCiting = (report: ConformanceReport, requirement: string): CheckResult[] =>
+  report.checks.filter((c) => c.status === 'failed' && c.requirement.id === requirement);
+
+describe('the suite against a stripe402 v1 server it has never seen', () => {
+  let emulator: Emulator;
+  /** Whether the runner knows profiles: a report it writes under one names it. */
+  let profiles = false;
+  beforeAll(async () => {
+    emulator = await startEmulator({ port: 0 });
+    const target = await startV1Target(emulator, []);
+    try {
+      const probe = await judge(emulator, target, { ...PROFILE_V1, only: ['13/'] });
+      profiles = (probe as { profile?: unknown }).profile === 'v1';
+    } finally {
+      await target.close();
+    }
+  });
+  afterAll(async () => {
+    await emulator?.close();
+  });
+
+  async function run(defects: V1Defect[], route: V1Route | undefined, extra: Partial<ConformanceOptions>): Promise<ConformanceReport> {
+    const target = await startV1Target(emulator, defects, route);
+    try {
+      return await judge(emulator, target, { seed: 402, ...(profiles ? PROFILE_V1 : {}), ...extra });
+    } finally {
+      await target.close();
+    }
+  }
+
+  for (const [defect, { requirements, route }] of Object.entries(DEFECT_RULES) as [V1Defect, (typeof DEFECT_RULES)[V1Defect]][]) {
+    it(`names the defect "${V1_DEFECTS[defect]}" through a check citing ${requirements.join(' and ')}`, async () => {
+      // The whole suite, not only these checks: some judge what earlier checks observed (charges, error messages).
+      expect(checksCiting(requirements), `checks citing ${requirements.join(', ')}`).not.toEqual([]);
+      const broken = await run([defect], route, {});
+      for (const requirement of requirements) {
+        expect(failedCiting(broken, requirement).map((c) => c.id), `a failed check citing ${requirement}; the run said:\n${explain(broken.checks.filter((c) => c.requirement.id === requirement))}`).not.toEqual([]);
+      }
+      const fixed = await run([], route, {});
+      const falseFailures = requirements.flatMap((requirement) => failedCiting(fixed, requirement));
+      expect(falseFailures.map((c) => c.id), `the same checks fail the server without the defect:\n${explain(falseFailures)}`).toEqual([]);
+    }, 120_000);
+  }
+
+  it('finds every defect at once in v1 as deployed', async () => {
+    const report = await run(Object.keys(V1_DEFECTS) as V1Defect[], undefined, {});
+    const missed = Object.values(DEFECT_RULES)
+      .flatMap(({ requirements, route }) => (route ? [] : requirements))
+      .filter((requirement) => failedCiting(report, requirement).length === 0);
+    expect(missed, `rules with no failed check; the run said:\n${explain(report.checks.filter((c) => c.status !== 'passed'))}`).toEqual([]);
+  }, 120_000);
+
+  it('passes the defect-free v1 server under the v1 profile with no MUST failure', async (context) => {
+    if (!profiles) context.skip('the runner has no v1 profile yet (issue 15 item 4): its reports name no profile');
+    const report = await run([], undefined, {});
+    expect(explain(mustFailures(report))).toBe('');
+  }, 120_000);
+});
