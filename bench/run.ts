@@ -7,12 +7,13 @@
  *
  *   npm run bench                          # everything, about 12 minutes
  *   npm run bench -- paid scale-out        # some sections: paid, scale-out,
- *                                          # topup, scaling, conformance, ledger, emulator
+ *                                          # topup, scaling, conformance, prices, ledger, emulator
  *   BENCH_DURATION=8 BENCH_ROUNDS=3 BENCH_LOAD=autocannon npm run bench -- paid
  *
  * Figures, commands and what they showed: docs/performance.md.
  */
 import { main as conformanceBench, type ConformanceRow } from './conformance.bench.ts';
+import { main as pricesBench, type PriceRow } from './conformance-prices.bench.ts';
 import { main as emulatorBench, type BenchRow } from './emulator.bench.ts';
 import { main as ledgerBench } from './ledger.bench.ts';
 import { formatRatio, main as paidRouteBench, type PaidRouteRow } from './paid-route.bench.ts';
@@ -20,7 +21,7 @@ import { main as scalingBench, type ScalingRow } from './spend-scaling.bench.ts'
 import { main as topUpBench, type TopUpRow } from './topup.bench.ts';
 import { loadGenerator, machineLine, rate, table } from './harness.ts';
 
-const SECTIONS = ['paid', 'scale-out', 'topup', 'scaling', 'conformance', 'ledger', 'emulator'] as const;
+const SECTIONS = ['paid', 'scale-out', 'topup', 'scaling', 'conformance', 'prices', 'ledger', 'emulator'] as const;
 type Section = (typeof SECTIONS)[number];
 
 /** The paid/free ratios the issue asks for, per ledger, on one process. */
@@ -46,6 +47,7 @@ async function main(argv: string[]): Promise<void> {
   let topUps: TopUpRow[] = [];
   let scaling: ScalingRow[] = [];
   let conformance: ConformanceRow[] = [];
+  let prices: PriceRow[] = [];
   let emulator: BenchRow[] = [];
   if (run('paid')) {
     heading('paid route against free route, one server process, 32 connections');
@@ -72,6 +74,10 @@ async function main(argv: string[]): Promise<void> {
   if (run('conformance')) {
     heading('conformance suite run time');
     conformance = await conformanceBench();
+  }
+  if (run('prices')) {
+    heading('the conformance suite over 200 legal price configurations');
+    prices = await pricesBench();
   }
   if (run('ledger')) {
     heading('ledger spends: group commit against one round trip per spend');
@@ -100,6 +106,7 @@ async function main(argv: string[]): Promise<void> {
     rows.push([`spends/s at ${last.accounts.toLocaleString('en-US')} / 1,000 accounts, ${kind}`, `${rate(last.spendsPerSecond)} / ${rate(mine[0]!.spendsPerSecond)}`, last.ratio.toFixed(2), '']);
   }
   for (const row of conformance) rows.push([`conformance --level all, ${row.ledger}`, `${row.seconds.toFixed(1)} s, ${row.passed}/${row.checks} passed`, '', '']);
+  for (const row of prices) rows.push([`price property, ${row.server} server`, `${row.configs} configurations in ${row.seconds.toFixed(1)} s`, '', `${row.counterexamples} counterexamples`]);
   for (const row of emulator.filter((r) => !r.name.startsWith('baseline'))) rows.push([`emulator / bare HTTP: ${row.name}`, `${rate(row.requestsPerSecond)} req/s`, row.ratio.toFixed(2), '']);
   table(rows);
   console.log(`\nbenchmarks took ${((performance.now() - started) / 60_000).toFixed(1)} minutes`);

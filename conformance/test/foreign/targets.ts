@@ -16,7 +16,7 @@ import type { Ledger } from '../../../reference/server/ledger/index.ts';
 import { startServer } from '../../../reference/server/standalone.ts';
 import { runConformance, type ConformanceOptions } from '../../runner.ts';
 import type { Emulator } from '../../stripe-emulator/index.ts';
-import type { Offer } from './prices.ts';
+import type { Offer, ReferenceConfig } from './prices.ts';
 import { startSpecServer, type SpecExtensions } from './spec-server.ts';
 import { startV1Server, type V1Defect, type V1Route } from './v1-server.ts';
 
@@ -87,7 +87,7 @@ export async function startV1Target(emulator: Emulator, defects: V1Defect[], rou
 }
 
 /** The reference server selling PAID_PATH and FAILING_PATH (its demo handlers) at `offers`, on a shared ledger. */
-export async function startReferenceTarget(emulator: Emulator, ledger: Ledger, offers: Offer[], options: { returnUrl: boolean }): Promise<Target> {
+export async function startReferenceTarget(emulator: Emulator, ledger: Ledger, config: ReferenceConfig): Promise<Target> {
   const serverSecret = `foreign reference at ${randomUUID()}`;
   const dataDir = mkdtempSync(path.join(tmpdir(), 'stripe402-prices-'));
   const server = await startServer({
@@ -100,16 +100,19 @@ export async function startReferenceTarget(emulator: Emulator, ledger: Ledger, o
     serverSecret,
     log: false,
     routes: [
-      { method: 'GET', path: PAID_PATH, accepts: offers },
-      { method: 'GET', path: FAILING_PATH, accepts: offers },
+      { method: 'GET', path: PAID_PATH, accepts: config.offers },
+      { method: 'GET', path: FAILING_PATH, accepts: config.offers },
     ],
-    ...(options.returnUrl ? { returnUrl: 'https://example.com/stripe402/authenticated' } : {}),
+    ...(config.returnUrl ? { returnUrl: 'https://example.com/stripe402/authenticated' } : {}),
+    ...(config.webhook ? { webhookSecret: WEBHOOK_SECRET } : {}),
   });
+  emulator.setWebhook(config.webhook ? { url: `${server.url}/stripe402/webhook`, secret: WEBHOOK_SECRET, retryDelaysMs: [100] } : null);
   return {
     target: `${server.url}${PAID_PATH}`,
     serverSecret,
     failingRoute: FAILING_PATH,
     async close() {
+      emulator.setWebhook(null);
       await server.close();
       rmSync(dataDir, { recursive: true, force: true });
     },
