@@ -397,6 +397,8 @@ export async function startSpecServer(options: SpecServerOptions): Promise<SpecS
       const charge = chargeOf(units, currency);
       if (charge > STRIPE_MAX_CHARGE) throw new PaymentError('top_up_above_maximum', clientId);
       if (charge % chargeStepOf(currency) !== 0n) throw new PaymentError('invalid_payment', clientId);
+      // A credit that would pass 2^53-1 could not be reported (MSG-3); no code names it, so the nearest bound does (SPEC-NOTES.md).
+      if (ledger.balance(clientId, currency) + units > MAX_UNITS) throw new PaymentError('top_up_above_maximum', clientId);
       // Step 6 (PROC-12): a key names one top-up, with one amount and currency.
       const idempotencyKey = ext.idempotencyKey ? payload.idempotencyKey : undefined;
       const record = idempotencyKey ? keyed.get(`${clientId}:${idempotencyKey}`) : undefined;
