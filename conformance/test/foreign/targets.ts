@@ -146,7 +146,7 @@ export function skippedUnderClaim(report: ConformanceReport): CheckResult[] {
 /** One line per check: id, requirement, then what it expected and saw (or why it skipped). */
 export function explain(checks: CheckResult[]): string {
   return checks
-    .map((c) => `${c.id} (${c.requirement.id}): ${c.status === 'skipped' ? `skipped: ${c.reason ?? ''}` : `expected ${c.expected ?? '?'}; actual ${c.actual ?? '?'}`}`)
+    .map((c) => `${c.id} (${c.requirement.id}): ${c.status === 'failed' ? `expected ${c.expected ?? '?'}; actual ${c.actual ?? '?'}` : `${c.status}: ${c.reason ?? ''}`}`)
     .join('\n');
 }
 
