@@ -15,7 +15,7 @@ import fc from 'fast-check';
 import { openLedger } from '../reference/server/ledger/index.ts';
 import { startEmulator } from '../conformance/stripe-emulator/index.ts';
 import { referenceConfig, specConfig } from '../conformance/test/foreign/prices.ts';
-import { judge, startReferenceTarget, startSpecTarget, verdictProblems, type Target } from '../conformance/test/foreign/targets.ts';
+import { judge, mustFailures, skippedUnderClaim, startReferenceTarget, startSpecTarget, verdictProblems, type Target } from '../conformance/test/foreign/targets.ts';
 import { machineLine, runWhenScript, table } from './harness.ts';
 
 export type PriceServer = 'reference' | 'spec';
@@ -27,6 +27,8 @@ export interface PriceRow {
   medianSeconds: number;
   slowestSeconds: number;
   counterexamples: number;
+  /** Per check id: in how many configurations it failed (MUST) or was skipped under a claimed level. */
+  byCheck: Map<string, { failed: number; skippedUnderClaim: number }>;
 }
 
 const SUITE_RUNS = 3;
@@ -45,6 +47,12 @@ export async function main(options: { servers?: PriceServer[]; configs?: number;
       const configs: object[] = server === 'reference' ? fc.sample(referenceConfig(), { numRuns: count, seed }) : fc.sample(specConfig(), { numRuns: count, seed });
       const times: number[] = [];
       let counterexamples = 0;
+      const byCheck = new Map<string, { failed: number; skippedUnderClaim: number }>();
+      const count = (id: string, field: 'failed' | 'skippedUnderClaim') => {
+        const entry = byCheck.get(id) ?? { failed: 0, skippedUnderClaim: 0 };
+        entry[field] += 1;
+        byCheck.set(id, entry);
+      };
       const started = performance.now();
       for (const [index, config] of configs.entries()) {
         const begun = performance.now();
@@ -55,6 +63,8 @@ export async function main(options: { servers?: PriceServer[]; configs?: number;
         try {
           const report = await judge(emulator, target, { runs: SUITE_RUNS, seed });
           const problems = verdictProblems(report);
+          for (const check of mustFailures(report)) count(check.id, 'failed');
+          for (const check of skippedUnderClaim(report)) count(check.id, 'skippedUnderClaim');
           if (problems.length > 0) {
             counterexamples += 1;
             log(`\n${server} #${index}: counterexample ${JSON.stringify(config)}\n${problems.join('\n')}`);
@@ -72,6 +82,7 @@ export async function main(options: { servers?: PriceServer[]; configs?: number;
         medianSeconds: sorted[Math.floor(sorted.length / 2)] ?? 0,
         slowestSeconds: sorted[sorted.length - 1] ?? 0,
         counterexamples,
+        byCheck,
       });
     }
   } finally {
@@ -85,6 +96,11 @@ export async function main(options: { servers?: PriceServer[]; configs?: number;
     ],
     log,
   );
+  for (const row of rows.filter((r) => r.byCheck.size > 0)) {
+    log(`\n${row.server}: configurations in which a check failed or was skipped under a claimed level`);
+    const entries = [...row.byCheck.entries()].sort((a, b) => b[1].failed + b[1].skippedUnderClaim - (a[1].failed + a[1].skippedUnderClaim));
+    table([['check', 'failed (MUST)', 'skipped under a claimed level'], ...entries.map(([id, n]) => [id, String(n.failed), String(n.skippedUnderClaim)])], log);
+  }
   return rows;
 }
 
