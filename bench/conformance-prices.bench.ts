@@ -48,7 +48,7 @@ export async function main(options: { servers?: PriceServer[]; configs?: number;
       const times: number[] = [];
       let counterexamples = 0;
       const byCheck = new Map<string, { failed: number; skippedUnderClaim: number }>();
-      const count = (id: string, field: 'failed' | 'skippedUnderClaim') => {
+      const tally = (id: string, field: 'failed' | 'skippedUnderClaim') => {
         const entry = byCheck.get(id) ?? { failed: 0, skippedUnderClaim: 0 };
         entry[field] += 1;
         byCheck.set(id, entry);
@@ -63,8 +63,8 @@ export async function main(options: { servers?: PriceServer[]; configs?: number;
         try {
           const report = await judge(emulator, target, { runs: SUITE_RUNS, seed });
           const problems = verdictProblems(report);
-          for (const check of mustFailures(report)) count(check.id, 'failed');
-          for (const check of skippedUnderClaim(report)) count(check.id, 'skippedUnderClaim');
+          for (const check of mustFailures(report)) tally(check.id, 'failed');
+          for (const check of skippedUnderClaim(report)) tally(check.id, 'skippedUnderClaim');
           if (problems.length > 0) {
             counterexamples += 1;
             log(`\n${server} #${index}: counterexample ${JSON.stringify(config)}\n${problems.join('\n')}`);
