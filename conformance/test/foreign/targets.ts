@@ -137,10 +137,21 @@ export const mustFailures = (report: ConformanceReport): CheckResult[] => report
 
 const LEVEL_ORDER = ['none', 'core', 'ledger', 'extensions'] as const;
 
-/** MUST checks that were skipped at a level the run says it reached (issue 15, item 3: a level is reached only when they all ran). */
+/**
+ * MUST checks that were skipped at a level the run says it reached (issue
+ * 15, item 3: a level is reached only when they all ran). A skip the report
+ * marks `not-applicable` (the rule does not bind this target, CONF-5) does
+ * not count; an unmarked skip does, since nothing says it may not apply.
+ */
 export function skippedUnderClaim(report: ConformanceReport): CheckResult[] {
   const reached = LEVEL_ORDER.indexOf(report.levelReached);
-  return report.checks.filter((c) => c.status === 'skipped' && c.severity === 'must' && LEVEL_ORDER.indexOf(c.level) <= reached);
+  return report.checks.filter(
+    (c) =>
+      c.status === 'skipped' &&
+      c.severity === 'must' &&
+      (c as CheckResult & { skipKind?: string }).skipKind !== 'not-applicable' &&
+      LEVEL_ORDER.indexOf(c.level) <= reached,
+  );
 }
 
 /** One line per check: id, requirement, then what it expected and saw (or why it skipped). */
