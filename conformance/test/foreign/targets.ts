@@ -133,7 +133,17 @@ export function judge(emulator: Emulator, target: Target, extra: Partial<Conform
   });
 }
 
-export const mustFailures = (report: ConformanceReport): CheckResult[] => report.checks.filter((c) => c.status === 'failed' && c.severity === 'must');
+/**
+ * Whether a failed check counts as a defect of the target: under the v1
+ * profile a failure of the `strict` category (the spec is stricter than v1)
+ * is reported apart and never counts (issue 15, item 4).
+ */
+export function countsAsDefect(report: ConformanceReport, check: CheckResult): boolean {
+  const profile = (report as ConformanceReport & { profile?: string }).profile;
+  return check.status === 'failed' && !(profile === 'v1' && (check as CheckResult & { category?: string }).category === 'strict');
+}
+
+export const mustFailures = (report: ConformanceReport): CheckResult[] => report.checks.filter((c) => c.severity === 'must' && countsAsDefect(report, c));
 
 const LEVEL_ORDER = ['none', 'core', 'ledger', 'extensions'] as const;
 
