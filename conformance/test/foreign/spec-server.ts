@@ -127,7 +127,7 @@ interface Payload {
 type Outcome =
   | { kind: 'error'; code: ErrorCode; clientId: string; paymentIntentId?: string; nextActionUrl?: string }
   | { kind: 'unavailable' }
-  | { kind: 'serve'; clientId: string; remaining: number; chargeId?: string };
+  | { kind: 'serve'; clientId: string; remaining: number; chargeId?: string; chargeAmount?: number };
 
 class PaymentError extends Error {
   constructor(
@@ -451,7 +451,7 @@ export async function startSpecServer(options: SpecServerOptions): Promise<SpecS
       const remaining = ledger.spend(clientId, offer.currency, offer.amount);
       // A concurrent spend took the credit a webhook made before us: the top-up happened, the request is not paid.
       if (remaining === undefined) throw new PaymentError('insufficient_credits', clientId);
-      return { kind: 'serve', clientId, remaining, ...(credited ? { chargeId: intent.id } : {}) };
+      return { kind: 'serve', clientId, remaining, ...(credited ? { chargeId: intent.id, chargeAmount: intent.amount } : {}) };
     }
     if (intent.status === 'requires_action') {
       if (ext.cardAuthentication) {
@@ -465,7 +465,7 @@ export async function startSpecServer(options: SpecServerOptions): Promise<SpecS
   }
 
   /** Step 2, AUTH-2 and AUTH-3: completes the PaymentIntent named by the payload; the chargeId when this call credited. */
-  async function resume(payload: Payload, offer: SpecOffer, clientId: string): Promise<string | undefined> {
+  async function resume(payload: Payload, offer: SpecOffer, clientId: string): Promise<{ chargeId: string; chargeAmount: number } | undefined> {
     let intent: Stripe.PaymentIntent;
     try {
       intent = await stripe.paymentIntents.retrieve(payload.paymentIntentId!);
@@ -489,17 +489,17 @@ export async function startSpecServer(options: SpecServerOptions): Promise<SpecS
     }
     if (intent.status !== 'succeeded') throw new PaymentError('payment_failed', clientId);
     await awaitWebhookCredit(intent.id);
-    return ledger.credit(intent.id, clientId, offer.currency, Number(units)) ? intent.id : undefined;
+    return ledger.credit(intent.id, clientId, offer.currency, Number(units)) ? { chargeId: intent.id, chargeAmount: intent.amount } : undefined;
   }
 
   /** Section 8.2, steps 2 to 7, after step 1 passed. */
   async function pay(payload: Payload, offer: SpecOffer, unique: string): Promise<Outcome> {
     let clientId = payload.clientId ?? '';
-    let chargeId: string | undefined;
+    let charged: { chargeId: string; chargeAmount: number } | undefined;
     if (payload.paymentIntentId !== undefined && ext.cardAuthentication) {
       if (payload.paymentMethodId !== undefined) clientId = await identify(payload.paymentMethodId);
       try {
-        chargeId = await resume(payload, offer, clientId);
+        charged = await resume(payload, offer, clientId);
       } catch (error) {
         const pending = error as PaymentError & { intent?: string; url?: string };
         if (pending.intent) {
@@ -510,7 +510,7 @@ export async function startSpecServer(options: SpecServerOptions): Promise<SpecS
       // Step 3 for the resumed client id; never a new PaymentIntent (AUTH-2).
       const remaining = ledger.spend(clientId, offer.currency, offer.amount);
       if (remaining === undefined) throw new PaymentError('insufficient_credits', clientId);
-      return { kind: 'serve', clientId, remaining, ...(chargeId ? { chargeId } : {}) };
+      return { kind: 'serve', clientId, remaining, ...charged };
     }
     // Step 3.
     if (payload.clientId !== undefined) {
@@ -599,7 +599,8 @@ export async function startSpecServer(options: SpecServerOptions): Promise<SpecS
     }
     const response = {
       success: true,
-      ...(outcome.chargeId ? { chargeId: outcome.chargeId } : {}),
+      // PROC-9, and PROC-17's chargeAmount beside it.
+      ...(outcome.chargeId ? { chargeId: outcome.chargeId, chargeAmount: outcome.chargeAmount } : {}),
       creditsRemaining: remaining,
       clientId: outcome.clientId,
       ...(several ? { currency: offer.currency } : {}),
