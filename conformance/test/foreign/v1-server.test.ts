@@ -22,9 +22,10 @@ const PROFILE_V1 = { profile: 'v1' } as Partial<ConformanceOptions>;
 
 /**
  * The rules each defect breaks, as groups: for every group, a check citing
- * one of its rules must fail with the defect, and no check citing any of
- * them may fail without it. A group with several rules accepts whichever of
- * them the suite (or its v1 profile) judges the defect by.
+ * one of its rules must fail with the defect in a way the defect-free server
+ * does not, and, under the v1 profile, no check citing them may fail without
+ * it. A group with several rules accepts whichever of them the suite (or its
+ * v1 profile) judges the defect by.
  */
 const DEFECT_RULES: Record<V1Defect, { groups: string[][]; route?: V1Route }> = {
   paywallVariants: { groups: [['PAY-1'], ['PAY-2']] },
