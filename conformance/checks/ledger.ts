@@ -50,8 +50,15 @@ export const ledgerChecks: CheckDefinition[] = [
       if (clients.size === 0) throw new SkipCheck('the run used no client');
       const intents = (await backend.recentPaymentIntents()).filter((i) => i.status === 'succeeded');
       for (const clientId of clients) {
-        const charged = intents.filter((i) => i.metadata?.stripe402_client_id === clientId);
         const credited = [...ctx.charges.values()].filter((c) => c.clientId === clientId);
+        // A charge is the client's by its metadata (PROC-14) or because the target credited it to the client (its chargeId,
+        // or a resume the suite completed): a target without metadata is judged for that by 5/top-up-metadata-names-client-and-units.
+        const charged = intents.filter((i) => i.metadata?.stripe402_client_id === clientId);
+        for (const charge of credited) {
+          if (charged.some((i) => i.id === charge.paymentIntentId)) continue;
+          const intent = intents.find((i) => i.id === charge.paymentIntentId) ?? (await backend.find(charge.paymentIntentId));
+          if (intent?.status === 'succeeded') charged.push(intent);
+        }
         const chargedIds = new Set(charged.map((i) => i.id));
         const creditedIds = new Set(credited.map((c) => c.paymentIntentId));
         const uncredited = [...chargedIds].filter((id) => !creditedIds.has(id));
