@@ -215,9 +215,23 @@ export class RunContext {
     return exchange;
   }
 
-  /** Sends a payload to the paid route (or another). */
+  /**
+   * Sends a payload to the paid route (or another). A route whose price is
+   * not its first accepts entry is paid in that entry's currency, so the
+   * payload names it (MSG-11) unless it names a currency itself.
+   */
   pay(payload: object, route?: Route): Promise<Exchange> {
+    const first = route?.challenge.accepts[0];
+    if (route && first && route.accept.currency !== first.currency && !('currency' in payload)) {
+      payload = { ...payload, currency: route.accept.currency };
+    }
     return this.send({ payload }, route);
+  }
+
+  /** The paid route priced in each currency its challenge offers, the first (the route itself) first. */
+  routesByCurrency(): Route[] {
+    const home = this.route();
+    return home.challenge.accepts.map((accept, i) => (i === 0 ? home : { ...home, accept }));
   }
 
   /** Spends from a client id once. */

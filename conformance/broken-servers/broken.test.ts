@@ -18,12 +18,13 @@ import { listChecks } from '../runner.ts';
 import { startEmulator, type Emulator } from '../stripe-emulator/index.ts';
 import { detailOf, proveAll, type ProofRun } from './prove.ts';
 import { hasDuplicateMembers } from '../../reference/core/index.ts';
-import { BREAKS, UNBREAKABLE, startBrokenServer, type BreakName } from './server.ts';
+import { BREAKS, UNBREAKABLE, VARIANTS, startBrokenServer, type BreakName, type VariantName } from './server.ts';
 
 const NAMES = Object.keys(BREAKS) as BreakName[];
+const VARIANT_NAMES = Object.keys(VARIANTS) as VariantName[];
 
 let emulator: Emulator;
-let proof: { correct: ProofRun; breaks: Map<BreakName, ProofRun> };
+let proof: { correct: ProofRun; breaks: Map<BreakName, ProofRun>; variants: Map<VariantName, ProofRun> };
 
 beforeAll(async () => {
   emulator = await startEmulator({ port: 0 });
@@ -99,6 +100,16 @@ describe('the conformance suite against the correct fixture server', () => {
   });
 });
 
+describe('the conformance suite against each conforming variant of the fixture', () => {
+  it.each(VARIANT_NAMES)('fails %s on nothing but the rules it breaks on purpose', (name) => {
+    const run = proof.variants.get(name);
+    expect(run, `no run for ${name}`).toBeDefined();
+    const unexpected = run!.report.checks.filter((c) => run!.unexpected.includes(c.id)).map((c) => `${c.id}: ${detailOf(c)}`);
+    expect(unexpected).toEqual([]);
+    expect(run!.missing).toEqual([]);
+  });
+});
+
 describe('the conformance suite against each broken server', () => {
   it.each(NAMES)('fails %s through the checks that name the broken rule', (name) => {
     const run = proof.breaks.get(name);
@@ -119,6 +130,7 @@ describe('the coverage of the check registry', () => {
   it('names only check ids the suite defines', () => {
     const named = [
       ...Object.values(BREAKS).flatMap((info) => [...info.checks, ...('alsoRun' in info ? info.alsoRun : [])]),
+      ...Object.values(VARIANTS).flatMap((info) => info.failsOnly),
       ...Object.keys(UNBREAKABLE),
     ];
     expect(named.filter((id) => !ids.has(id))).toEqual([]);

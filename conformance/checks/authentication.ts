@@ -8,13 +8,16 @@
  * (CONF-5): a server without it is judged by AUTH-4 alone.
  */
 import type { RunContext } from '../context.ts';
+import { isClientId } from '../../reference/core/index.ts';
 import { describe, errorCodeOf, isSuccess, type Exchange } from '../exchange.ts';
 import { expectBalance, expectError, expectServed, goodCard, probeCard, show, withBalanceUnchanged } from './helpers.ts';
 import { CheckFailure, SkipCheck, expect, type CheckDefinition } from './types.ts';
 
 interface PendingAuthentication {
-  clientId: string;
-  remainder: number;
+  /** The card's client id, when the refusal named it (a v1 error body does not). */
+  clientId?: string;
+  /** The balance before the top-up, when the suite knows it. */
+  remainder?: number;
   paymentIntentId: string;
   nextActionUrl: string;
   topUpAmount: number;
@@ -31,14 +34,16 @@ async function startAuthentication(ctx: RunContext): Promise<{ response: Exchang
     response = await ctx.payWithCard(card, topUpAmount);
   }
   const answer = response.answer;
-  if (response.status !== 402 || answer.errorCode !== 'authentication_required' || !answer.paymentIntentId || !answer.nextActionUrl || answer.clientId === undefined) {
+  if (response.status !== 402 || answer.errorCode !== 'authentication_required' || !answer.paymentIntentId || !answer.nextActionUrl) {
     // Without a nextActionUrl (Stripe gave none) the card holder cannot be simulated: nothing pending to resume.
     return { response };
   }
-  const remainder = answer.creditsRemaining ?? 0;
+  // Where the refusal reports no balance (a v1 error body), the one the suite learned when it drained the card's client.
+  const clientId = isClientId(answer.clientId) ? answer.clientId : ctx.cardClients.get(card);
+  const remainder = answer.creditsRemaining ?? (clientId === undefined ? undefined : ctx.knownBalance(clientId));
   return {
     response,
-    pending: { clientId: answer.clientId, remainder, paymentIntentId: answer.paymentIntentId, nextActionUrl: answer.nextActionUrl, topUpAmount },
+    pending: { clientId, remainder, paymentIntentId: answer.paymentIntentId, nextActionUrl: answer.nextActionUrl, topUpAmount },
   };
 }
 
@@ -162,9 +167,18 @@ export const authenticationChecks: CheckDefinition[] = [
         show(answer),
       );
       const { amount } = ctx.accept;
-      const balance = pending.remainder + pending.topUpAmount - amount;
-      expectBalance(resumed, balance, `(${pending.remainder} + ${pending.topUpAmount} credited once - ${amount} spent)`);
-      ctx.recordCharge({ paymentIntentId: pending.paymentIntentId, clientId: pending.clientId, units: pending.topUpAmount, currency: ctx.accept.currency });
+      expect(pending.clientId === undefined || answer.clientId === pending.clientId, `client id ${pending.clientId}`, answer.clientId);
+      let balance: number;
+      if (pending.remainder !== undefined) {
+        balance = pending.remainder + pending.topUpAmount - amount;
+        expectBalance(resumed, balance, `(${pending.remainder} + ${pending.topUpAmount} credited once - ${amount} spent)`);
+      } else {
+        // The balance before is unknown, but a card is charged only when it cannot pay (PROC-4): it was 0 to amount - 1.
+        balance = answer.creditsRemaining;
+        const low = pending.topUpAmount - amount;
+        expect(balance >= low && balance < pending.topUpAmount, `a balance of ${low} to ${pending.topUpAmount - 1} (below ${amount}, + ${pending.topUpAmount} credited once - ${amount} spent)`, `creditsRemaining ${balance}`);
+      }
+      ctx.recordCharge({ paymentIntentId: pending.paymentIntentId, clientId: answer.clientId, units: pending.topUpAmount, currency: ctx.accept.currency });
       const again = await ctx.pay(payload);
       // AUTH-2: no second credit, then step 3; a balance that no longer covers the request is insufficient_credits, never a new charge.
       if (balance >= amount) {

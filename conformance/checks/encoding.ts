@@ -5,7 +5,7 @@
  */
 import { isDeepStrictEqual } from 'node:util';
 import { base64Decode, decodeHeaderObject, encodeHeader, MAX_PAYMENT_HEADER_LENGTH } from '../../reference/core/index.ts';
-import { describe, describeWithRequest, headerValue, isSuccess } from '../exchange.ts';
+import { describe, describeWithRequest, errorCodeOf, headerValue, isSuccess } from '../exchange.ts';
 import { JUNK_CLASSES, encodeText, paddedHeader, spacedJson } from '../payloads.ts';
 import { expectBalance, expectError, expectServed, probeCard, refusesEveryVariant, withBalanceUnchanged } from './helpers.ts';
 import { CheckFailure, Prerequisite, SkipCheck, expect, type CheckDefinition } from './types.ts';
@@ -289,7 +289,7 @@ export const encodingChecks: CheckDefinition[] = [
       const decoy = ctx.randomClientId();
       const text = `{"stripe402Version":1,"clientId":"${decoy}","clientId":"${clientId}"}`;
       const response = await ctx.send({ payment: encodeText(text) });
-      if (response.status === 402 && response.paymentResponse?.errorCode === 'invalid_payment') return;
+      if (response.status === 402 && errorCodeOf(response) === 'invalid_payment') return;
       const answer = expectServed(response, 'a duplicated clientId member, read with its last value');
       expect(answer.clientId === clientId, `the last clientId ${clientId}`, answer.clientId);
       expectBalance(response, balance - ctx.accept.amount, 'after one spend from the last clientId');

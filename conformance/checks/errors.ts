@@ -74,7 +74,7 @@ function errorTexts(exchange: Exchange): string[] {
 
 /** Every error exchange of the run: payment-response success false, or a 402 to a request that paid. */
 function errorExchanges(ctx: Parameters<CheckDefinition['run']>[0]) {
-  return ctx.observed.filter((e) => e.status === 402 || e.paymentResponse?.success === false);
+  return ctx.observed.filter((e) => e.status === 402 || e.answer.success === false);
 }
 
 export const errorChecks: CheckDefinition[] = [

@@ -169,7 +169,7 @@ export const identityChecks: CheckDefinition[] = [
       await withBalanceUnchanged(ctx, probeCard(ctx), async () => {
         const response = await ctx.payWithCard('pm_conformanceDoesNotExist0000');
         expectError(response, 'invalid_payment', 'a PaymentMethod the backend does not know');
-        expect(response.paymentResponse?.chargeId === undefined, 'no chargeId', describe(response));
+        expect(response.answer.chargeId === undefined, 'no chargeId', describe(response));
       });
     },
   },

@@ -4,7 +4,7 @@
  * backend collected for each client equals the credit the target granted.
  */
 import { unitsToMinor } from '../../reference/core/index.ts';
-import { isSuccess } from '../exchange.ts';
+import { describeWithRequest, isSuccess, type Exchange } from '../exchange.ts';
 import { expectBalance, expectError, goodCard } from './helpers.ts';
 import { CheckFailure, SkipCheck, expect, type CheckDefinition } from './types.ts';
 
@@ -35,6 +35,33 @@ export const ledgerChecks: CheckDefinition[] = [
       expect(new Set(reported).size === served.length, 'a distinct balance after each served spend', reported.join(', '));
       expect(Math.min(...reported) === remainder, `a final balance of ${remainder}`, `${Math.min(...reported)}`);
       expectBalance(await ctx.spend(clientId), remainder, 'after the burst');
+    },
+  },
+  {
+    id: '11/payment-intent-credited-once',
+    title: 'no PaymentIntent is reported as credited (chargeId) by more than one answer',
+    level: 'ledger',
+    severity: 'must',
+    requirement: 'LEDG-4',
+    late: true,
+    async run(ctx) {
+      // PROC-9: chargeId is there exactly when the request credited the PaymentIntent, so a second answer naming it is a second credit.
+      const seen = new Map<string, Exchange>();
+      let charges = 0;
+      for (const exchange of ctx.observed) {
+        const chargeId = exchange.answer.chargeId;
+        if (chargeId === undefined || !isSuccess(exchange.status)) continue;
+        charges++;
+        const first = seen.get(chargeId);
+        if (first) {
+          throw new CheckFailure(
+            `PaymentIntent ${chargeId} credited once`,
+            `credited by ${describeWithRequest(first)} and again by ${describeWithRequest(exchange)}`,
+          );
+        }
+        seen.set(chargeId, exchange);
+      }
+      if (charges === 0) throw new SkipCheck('the run saw no charge');
     },
   },
   {

@@ -188,6 +188,44 @@ export const messageChecks: CheckDefinition[] = [
       ], 'invalid_payment'),
   },
   {
+    id: '4/rejects-malformed-idempotency-key',
+    title: 'an idempotencyKey that is not 16 to 128 characters of A-Z, a-z, 0-9, _ and - is invalid_payment',
+    level: 'core',
+    severity: 'must',
+    requirement: 'MSG-10',
+    run: (ctx) =>
+      rejectsAll(ctx, (clientId, card) =>
+        [
+          ['15 characters', 'a'.repeat(15)],
+          ['129 characters', 'a'.repeat(129)],
+          ['a space', 'conformance key 0001'],
+          ['a dot', 'conformance.key.0001'],
+          ['a non-ASCII letter', 'conformance-clé-0001'],
+          ['the empty string', ''],
+        ].flatMap(([label, key]) => [
+          { label: `idempotencyKey with ${label}`, payload: { stripe402Version: 1, clientId, idempotencyKey: key } },
+          { label: `idempotencyKey with ${label} on a top-up`, payload: { stripe402Version: 1, paymentMethodId: card, idempotencyKey: key } },
+        ]),
+      'invalid_payment'),
+  },
+  {
+    id: '4/resource-url-names-resource',
+    title: 'the challenge\'s resource.url is the path of the request (without its query) or an absolute URL of it',
+    level: 'core',
+    severity: 'must',
+    requirement: 'MSG-5',
+    async run(ctx) {
+      const route = ctx.route();
+      const url = route.challenge.resource.url;
+      const path = route.path.replace(/[?#].*$/s, '');
+      // An absolute URL may name the target through a proxy or another host name: its path is what must match,
+      // and a mount prefix the proxy adds is allowed before it.
+      const absolute = URL.canParse(url) ? new URL(url) : undefined;
+      const names = url === path || (absolute !== undefined && /^https?:$/.test(absolute.protocol) && absolute.pathname.endsWith(path));
+      expect(names, `resource.url ${path}, or an absolute URL whose path ends with it`, `resource.url ${JSON.stringify(url)}`);
+    },
+  },
+  {
     id: '4/ignores-unknown-members',
     title: 'unknown members in a payload are ignored',
     level: 'core',

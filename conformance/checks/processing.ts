@@ -14,6 +14,7 @@ import {
   expectServed,
   goodCard,
   probeCard,
+  refusesEveryVariant,
   stepUnits,
 } from './helpers.ts';
 import { CheckFailure, SkipCheck, expect, type CheckDefinition } from './types.ts';
@@ -121,6 +122,29 @@ export const processingChecks: CheckDefinition[] = [
     },
   },
   {
+    id: '8/invalid-payload-charges-nothing',
+    title: 'an invalid payload with a card is refused before any charge or spend, for a funded and for an unfunded client',
+    level: 'core',
+    severity: 'must',
+    requirement: 'PROC-2',
+    async run(ctx) {
+      // The card a lax server would charge: the unfunded pass pays with a card whose balance is short, so a
+      // fractional top-up that is charged (and maybe never credited) shows as a PaymentIntent and a wrong answer.
+      await refusesEveryVariant(ctx, (_clientId, card) => {
+        const min = ctx.accept.minTopUp;
+        const payloads: Array<[string, object, string]> = [
+          ['topUpAmount minTopUp + 0.5', { stripe402Version: 1, paymentMethodId: card, topUpAmount: min + 0.5 }, 'invalid_payment'],
+          ['topUpAmount as a string', { stripe402Version: 1, paymentMethodId: card, topUpAmount: String(min) }, 'invalid_payment'],
+          ['topUpAmount -minTopUp', { stripe402Version: 1, paymentMethodId: card, topUpAmount: -min }, 'invalid_payment'],
+          ['topUpAmount 2^53', { stripe402Version: 1, paymentMethodId: card, topUpAmount: 2 ** 53 }, 'invalid_payment'],
+          ['stripe402Version 2', { stripe402Version: 2, paymentMethodId: card, topUpAmount: min }, 'unsupported_version'],
+          ['stripe402Version "1"', { stripe402Version: '1', paymentMethodId: card, topUpAmount: min }, 'invalid_payment'],
+        ];
+        return payloads.map(([label, payload, code]) => ({ label: `a payload with ${label}`, payload, codes: code }));
+      });
+    },
+  },
+  {
     id: '8/covered-card-does-not-charge',
     title: 'paying with a card whose balance covers the request spends it without a charge',
     level: 'ledger',
@@ -156,7 +180,7 @@ export const processingChecks: CheckDefinition[] = [
       for (const topUp of amounts) {
         const response = await ctx.payWithCard(card, topUp);
         expectError(response, 'top_up_below_minimum', `a top-up of ${topUp} units (minTopUp ${minTopUp})`);
-        expect(response.paymentResponse?.chargeId === undefined, 'no chargeId', describe(response));
+        expect(response.answer.chargeId === undefined, 'no chargeId', describe(response));
       }
       expectBalance(await ctx.spend(clientId), remainder, 'the balance unchanged');
       await expectNewCharges(ctx, clientId, before, 0, 'for refused top-ups');
@@ -179,6 +203,27 @@ export const processingChecks: CheckDefinition[] = [
       expectError(response, 'top_up_above_maximum', `a top-up of ${topUp} units (maxTopUp ${maxTopUp})`);
       expectBalance(await ctx.spend(clientId), remainder, 'the balance unchanged');
       await expectNewCharges(ctx, clientId, before, 0, 'for a refused top-up');
+    },
+  },
+  {
+    id: '8/card-errors-are-card-declined',
+    title: 'a charge the card issuer refuses (insufficient funds, expired card, incorrect CVC) is card_declined and credits nothing',
+    level: 'ledger',
+    severity: 'must',
+    requirement: 'PROC-15',
+    async run(ctx) {
+      // Stripe's test PaymentMethods for each card error of Table 8.3 (the emulator knows them too).
+      const cards = ['pm_card_chargeDeclinedInsufficientFunds', 'pm_card_chargeDeclinedExpiredCard', 'pm_card_chargeDeclinedIncorrectCvc'];
+      for (const card of cards) {
+        const response = await ctx.payWithCard(card, undefined, undefined, { idempotencyKey: ctx.idempotencyKey() });
+        expectError(response, 'card_declined', `a top-up with ${card}`);
+        expect(response.answer.chargeId === undefined, 'no chargeId', describe(response));
+        const clientId = response.answer.clientId;
+        if (!clientId) continue;
+        const spend = await ctx.spend(clientId);
+        expectError(spend, 'insufficient_credits', `a spend from the client id of ${card}`);
+        expectBalance(spend, 0, `for the client id of ${card}: nothing credited`);
+      }
     },
   },
   {
@@ -223,7 +268,7 @@ export const processingChecks: CheckDefinition[] = [
       const remainder = await ctx.drain(clientId);
       const repeat = await ctx.pay(payload);
       expectError(repeat, 'insufficient_credits', 'the same top-up repeated after its credit was spent');
-      expect(repeat.paymentResponse?.chargeId === undefined, 'no chargeId', describe(repeat));
+      expect(repeat.answer.chargeId === undefined, 'no chargeId', describe(repeat));
       expectBalance(repeat, remainder, 'the balance unchanged');
       // Step 5 (PROC-5) comes before the charge and its key: another topUpAmount that the bounds refuse is refused for that.
       const other = minTopUp + stepUnits(ctx.accept.currency);
