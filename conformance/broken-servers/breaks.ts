@@ -380,6 +380,12 @@ export const BREAKS = {
     requirements: ['PROC-9'],
     checks: ['8/concurrent-top-ups-charge-once'],
   },
+  'no-charge-amount': {
+    description: 'reports chargeId without chargeAmount (a SHOULD)',
+    requirements: ['PROC-17'],
+    checks: ['8/charge-amount-reported'],
+    alsoRun: ['8/top-up-charges-and-serves'],
+  },
   'charges-when-card-given-with-client-id': {
     description: 'a payload with a covering clientId and a paymentMethodId is charged instead of spending',
     requirements: ['PROC-3'],

@@ -416,7 +416,7 @@ function buildApp(options: BrokenServerOptions): Hono<{ Bindings: HttpBindings }
   }
 
   // ---- processing a payment header (spec 8.2), for one paid route
-  type Paid = { clientId: string; currency: string; deducted: number; balance: number; chargeId?: string };
+  type Paid = { clientId: string; currency: string; deducted: number; balance: number; chargeId?: string; chargeAmount?: number };
   type Outcome = { paid: Paid } | { refused: Refusal } | { challenge: true };
 
   async function processPayment(route: PaidRoute, raw: string): Promise<Outcome> {
@@ -451,8 +451,8 @@ function buildApp(options: BrokenServerOptions): Hono<{ Bindings: HttpBindings }
       if (chosen) price = chosen;
     }
     const { currency, amount } = price;
-    const served = (clientId: string, balance: number, chargeId?: string): Outcome => ({
-      paid: { clientId, currency, deducted: amount, balance, ...(chargeId ? { chargeId } : {}) },
+    const served = (clientId: string, balance: number, chargeId?: string, chargeAmount?: number): Outcome => ({
+      paid: { clientId, currency, deducted: amount, balance, ...(chargeId ? { chargeId, chargeAmount } : {}) },
     });
     const shortMessage = is('leaks-database-error-text') ? 'ERR value is not an integer or out of range' : 'the balance does not cover this request';
     const short = (clientId: string) => refuse('insufficient_credits', shortMessage, clientId, balanceOf(clientId, currency));
@@ -503,7 +503,7 @@ function buildApp(options: BrokenServerOptions): Hono<{ Bindings: HttpBindings }
         const result = await resume(price, clientId, paymentIntentId, payload.topUpAmount);
         if (result instanceof NotCredited) return refuse(result.code, result.message, clientId, balanceOf(clientId, currency), result.extra);
         const balance = await trySpend(clientId, currency, amount);
-        if (balance !== undefined) return served(clientId, balance, result.credited ? result.intentId : undefined);
+        if (balance !== undefined) return served(clientId, balance, result.credited ? result.intentId : undefined, result.amount);
         return short(clientId);
       });
     }
@@ -537,7 +537,7 @@ function buildApp(options: BrokenServerOptions): Hono<{ Bindings: HttpBindings }
       if (result instanceof NotCredited) return refuse(result.code, result.message, clientId, balanceOf(clientId, currency), result.extra);
       const balance = await trySpend(clientId, currency, amount);
       if (balance === undefined) return short(clientId);
-      return served(clientId, balance, result.credited && !is('no-charge-id-on-charge') ? result.intentId : undefined);
+      return served(clientId, balance, result.credited && !is('no-charge-id-on-charge') ? result.intentId : undefined, result.amount);
     };
     return doubleCharge ? charge() : topUpLock.run(keyOf(clientId, currency), charge);
   }
@@ -559,7 +559,7 @@ function buildApp(options: BrokenServerOptions): Hono<{ Bindings: HttpBindings }
     paymentMethodId: string,
     topUp: number,
     idempotencyKey: string | undefined,
-  ): Promise<{ intentId: string; credited: boolean } | NotCredited> {
+  ): Promise<{ intentId: string; credited: boolean; amount?: number } | NotCredited> {
     const { currency } = price;
     let stripeKey = `stripe402:${clientId}:server:${randomUUID()}`;
     if (idempotencyKey !== undefined && !is('ignores-idempotency-key')) {
@@ -621,13 +621,13 @@ function buildApp(options: BrokenServerOptions): Hono<{ Bindings: HttpBindings }
   }
 
   /** Maps a PaymentIntent's status to a credit (once per PaymentIntent) or to the answer of Table 8.3. */
-  function settle(price: Price, clientId: string, intent: Stripe.PaymentIntent, units: number): { intentId: string; credited: boolean } | NotCredited {
+  function settle(price: Price, clientId: string, intent: Stripe.PaymentIntent, units: number): { intentId: string; credited: boolean; amount?: number } | NotCredited {
     if (intent.status === 'succeeded') {
       if (creditedIntents.has(intent.id) && !is('resume-credits-twice')) return { intentId: intent.id, credited: false };
       creditedIntents.add(intent.id);
       credit(clientId, price.currency, is('credits-wrong-amount') ? units - 1 : units);
       lastChargeOf.set(clientId, intent.id);
-      return { intentId: intent.id, credited: true };
+      return { intentId: intent.id, credited: true, amount: intent.amount };
     }
     if (intent.status === 'requires_action' && noAuthentication) {
       // AUTH-4: without the extension, cancel it (SHOULD) and answer payment_failed.
@@ -645,7 +645,7 @@ function buildApp(options: BrokenServerOptions): Hono<{ Bindings: HttpBindings }
   }
 
   /** AUTH-2, AUTH-3: the PaymentIntent must be ours, for this client, these units and this currency. */
-  async function resume(price: Price, clientId: string, paymentIntentId: string, topUpAmount: number | undefined): Promise<{ intentId: string; credited: boolean } | NotCredited> {
+  async function resume(price: Price, clientId: string, paymentIntentId: string, topUpAmount: number | undefined): Promise<{ intentId: string; credited: boolean; amount?: number } | NotCredited> {
     let intent: Stripe.PaymentIntent;
     try {
       intent = await stripe.paymentIntents.retrieve(paymentIntentId);
@@ -784,11 +784,13 @@ function buildApp(options: BrokenServerOptions): Hono<{ Bindings: HttpBindings }
     }
     if (!(is('no-payment-response-on-success') && paid.chargeId === undefined)) {
       const chargeId = paid.chargeId ?? (is('charge-id-on-spend') ? lastChargeOf.get(paid.clientId) : undefined);
+      const chargeAmount = paid.chargeId !== undefined ? paid.chargeAmount : undefined;
       const response: PaymentResponse = {
         success: true,
         creditsRemaining: balance,
         clientId: paid.clientId,
         ...(chargeId !== undefined ? { chargeId } : {}),
+        ...(chargeAmount !== undefined && !is('no-charge-amount') ? { chargeAmount } : {}),
       };
       headers.set(HEADER_PAYMENT_RESPONSE, encodeHeader(response));
     }

@@ -4,6 +4,7 @@
  * found it.
  */
 import type { RunContext, Route } from '../context.ts';
+import { isClientId } from '../../reference/core/index.ts';
 import { balanceOf, describe, errorCodeOf, isSuccess, type Exchange } from '../exchange.ts';
 import { CheckFailure, Prerequisite, SkipCheck } from './types.ts';
 
@@ -148,20 +149,43 @@ export async function refusesEveryVariant(ctx: RunContext, build: (clientId: str
   if (failures.length > 0) {
     throw new CheckFailure(
       `every one of ${total} invalid requests refused with its error code (402), changing no balance and charging nothing`,
-      `${failures.length} wrong: ${failures.join('; ')}`,
+      `${failures.length} problem(s): ${failures.join("; ")}`,
     );
   }
 }
 
-/** A card whose client's balance cannot pay one request (spent down once, then cheap), or undefined when the suite cannot have one. */
+/**
+ * A card whose client's balance cannot pay one request, or undefined when the
+ * suite cannot have one. Any card but the probe whose known balance is short
+ * already will do; else the one with the least to spend down.
+ */
 async function unfundedCard(ctx: RunContext): Promise<{ card: string; clientId: string; remainder: number } | undefined> {
-  const card = ctx.options.cards.good[1];
-  if (!card) return undefined;
+  const cards = ctx.options.cards.good.slice(1);
+  if (cards.length === 0) return undefined;
+  const amount = ctx.accept.amount;
+  const known = cards.map((card) => {
+    const clientId = ctx.cardClients.get(card);
+    return { card, clientId, balance: clientId === undefined ? undefined : ctx.knownBalance(clientId) };
+  });
+  const ready = known.find((k) => k.clientId !== undefined && k.balance !== undefined && k.balance < amount);
+  if (ready) return { card: ready.card, clientId: ready.clientId!, remainder: ready.balance! };
+  const card = [...known].sort((a, b) => (a.balance ?? Infinity) - (b.balance ?? Infinity))[0]!.card;
+  // A top-up below the minimum is refused at step 5, after step 4 named the card's client (PROC-4, PROC-5): a
+  // target whose refusal reports that client and a short balance gives one without a charge and a spend-down.
+  const step = stepUnits(ctx.accept.currency);
+  if (ctx.accept.minTopUp - step >= 1) {
+    const probe = await ctx.payWithCard(card, ctx.accept.minTopUp - step);
+    const { clientId, creditsRemaining } = probe.answer;
+    if (errorCodeOf(probe) === 'top_up_below_minimum' && isClientId(clientId) && creditsRemaining !== undefined && creditsRemaining < amount) {
+      ctx.cardClients.set(card, clientId);
+      return { card, clientId, remainder: creditsRemaining };
+    }
+  }
   try {
     const { clientId, remainder } = await ctx.uncovered(card);
     return { card, clientId, remainder };
   } catch (error) {
-    // Without one (no second card, a stateless backend, a spend-down another check reports as wrong) the random id remains.
+    // Without one (a stateless backend, a spend-down another check reports as wrong) the random id remains.
     if (error instanceof SkipCheck || error instanceof CheckFailure) return undefined;
     throw error;
   }

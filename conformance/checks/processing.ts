@@ -5,8 +5,8 @@
  * restore of credit when the handler fails.
  */
 import { encodeHeader } from '../../reference/core/index.ts';
-import type { RunContext, Route } from '../context.ts';
-import { describe, headerValue } from '../exchange.ts';
+import { expectedMinor, type RunContext, type Route } from '../context.ts';
+import { describe, describeWithRequest, headerValue, isSuccess } from '../exchange.ts';
 import { modelProperty } from '../properties/model.ts';
 import {
   expectBalance,
@@ -15,6 +15,7 @@ import {
   goodCard,
   probeCard,
   refusesEveryVariant,
+  show,
   stepUnits,
 } from './helpers.ts';
 import { CheckFailure, SkipCheck, expect, type CheckDefinition } from './types.ts';
@@ -68,6 +69,28 @@ export const processingChecks: CheckDefinition[] = [
       expect(answer.clientId === clientId, `client id ${clientId}`, answer.clientId);
       expectBalance(response, remainder + minTopUp - amount, `(${remainder} + ${minTopUp} credited - ${amount} spent)`);
       await expectNewCharges(ctx, clientId, before, 1, 'for one top-up');
+    },
+  },
+  {
+    id: '8/charge-amount-reported',
+    title: 'a served request that charged reports chargeAmount, the amount of its PaymentIntent in the smallest unit',
+    level: 'extensions',
+    severity: 'should',
+    requirement: 'PROC-17',
+    late: true,
+    async run(ctx) {
+      const charged = ctx.observed.filter((e) => isSuccess(e.status) && e.paymentResponse?.chargeId !== undefined);
+      if (charged.length === 0) throw new SkipCheck('the run saw no charge');
+      for (const exchange of charged) {
+        const answer = exchange.paymentResponse!;
+        expect(answer.chargeAmount !== undefined, `chargeAmount next to chargeId ${answer.chargeId}`, `${show(answer)} on ${describeWithRequest(exchange)}`);
+        const observed = ctx.charges.get(answer.chargeId!);
+        const intent = ctx.backend ? await ctx.backend.find(answer.chargeId!) : undefined;
+        // The backend's amount when there is one; else the charge the units prescribe (UNIT-2).
+        const expected = intent?.amount ?? (observed ? expectedMinor(observed.units, observed.currency) : undefined);
+        if (expected === undefined) continue;
+        expect(answer.chargeAmount === expected, `chargeAmount ${expected} for ${answer.chargeId}`, `chargeAmount ${answer.chargeAmount}`);
+      }
     },
   },
   {
