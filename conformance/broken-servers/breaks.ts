@@ -581,6 +581,15 @@ export const VARIANTS = {
 export type VariantName = keyof typeof VARIANTS;
 
 /**
+ * Checks the correct fixture cannot run, each with the reason: it implements
+ * every extension, and these judge servers without one. A conforming
+ * variant runs them instead.
+ */
+export const NOT_FOR_THE_CORRECT_SERVER: Readonly<Record<string, string>> = {
+  '9/without-extension-ignores-payment-intent': 'AUTH-4 binds servers without card authentication: the no-card-authentication variant runs it',
+};
+
+/**
  * Check ids that no break of the fixture can make fail, each with the
  * reason. broken.test.ts fails when a check is neither broken nor listed.
  */

@@ -45,7 +45,7 @@ import {
 } from '../../reference/core/index.ts';
 import { BREAKS, VARIANTS, type BreakName, type VariantName } from './breaks.ts';
 
-export { BREAKS, UNBREAKABLE, VARIANTS, type BreakName, type BreakInfo, type VariantName, type VariantInfo } from './breaks.ts';
+export { BREAKS, NOT_FOR_THE_CORRECT_SERVER, UNBREAKABLE, VARIANTS, type BreakName, type BreakInfo, type VariantName, type VariantInfo } from './breaks.ts';
 
 export interface BrokenServerOptions {
   /** Base URL of the Stripe backend (the emulator), e.g. http://127.0.0.1:12111. */
