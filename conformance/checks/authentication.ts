@@ -224,7 +224,7 @@ export const authenticationChecks: CheckDefinition[] = [
       // Another answer may be the backend's doing (one that never asks for authentication): nothing to judge by.
       if (support.implemented === undefined) throw new SkipCheck(`cannot tell whether the target implements card authentication (${support.evidence})`);
       const { amount } = ctx.accept;
-      const { clientId, balance } = await ctx.fund(probeCard(ctx), amount * 2);
+      const { clientId, balance } = await ctx.fund(probeCard(ctx), amount);
       const response = await ctx.spend(clientId, undefined, { paymentIntentId: 'pi_conformanceUnknown000000000' });
       const answer = expectServed(response, 'a spend carrying a paymentIntentId the target must ignore');
       expect(answer.chargeId === undefined, 'no chargeId', show(answer));

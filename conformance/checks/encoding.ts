@@ -136,7 +136,7 @@ export const encodingChecks: CheckDefinition[] = [
     severity: 'must',
     requirement: 'ENC-1',
     async run(ctx) {
-      const { clientId } = await ctx.fund(probeCard(ctx), ctx.accept.amount * 2);
+      const { clientId } = await ctx.fund(probeCard(ctx), ctx.accept.amount);
       const value = encodeHeader({ stripe402Version: 1, clientId });
       const response = await ctx.send({ headers: { PAYMENT: value } });
       expectServed(response, 'a spend sent as "PAYMENT:"');
@@ -285,7 +285,7 @@ export const encodingChecks: CheckDefinition[] = [
     severity: 'must',
     requirement: 'ENC-16',
     async run(ctx) {
-      const { clientId, balance } = await ctx.fund(probeCard(ctx), ctx.accept.amount * 2);
+      const { clientId, balance } = await ctx.fund(probeCard(ctx), ctx.accept.amount);
       const decoy = ctx.randomClientId();
       const text = `{"stripe402Version":1,"clientId":"${decoy}","clientId":"${clientId}"}`;
       const response = await ctx.send({ payment: encodeText(text) });
@@ -315,7 +315,7 @@ export const encodingChecks: CheckDefinition[] = [
     severity: 'info',
     requirement: 'ENC-4',
     async run(ctx) {
-      const { clientId } = await ctx.fund(probeCard(ctx), ctx.accept.amount * 2);
+      const { clientId } = await ctx.fund(probeCard(ctx), ctx.accept.amount);
       const payload = { stripe402Version: 1, clientId, note: '???>>>~~~' };
       const standard = encodeHeader(payload);
       const url = standard.replaceAll('+', '-').replaceAll('/', '_');

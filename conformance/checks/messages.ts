@@ -30,7 +30,7 @@ function rejectsAll(
 /** A client id whose balance pays one request, or a random one when the suite cannot fund one (a stateless backend). */
 async function spendableClient(ctx: RunContext): Promise<string> {
   try {
-    return (await ctx.fund(probeCard(ctx), ctx.accept.amount * 2)).clientId;
+    return (await ctx.fund(probeCard(ctx), ctx.accept.amount)).clientId;
   } catch (error) {
     if (error instanceof SkipCheck) return ctx.randomClientId();
     throw error;

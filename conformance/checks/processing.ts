@@ -121,7 +121,7 @@ export const processingChecks: CheckDefinition[] = [
     requirement: 'PROC-3',
     async run(ctx) {
       const card = probeCard(ctx);
-      const { clientId, balance } = await ctx.fund(card, ctx.accept.amount * 2);
+      const { clientId, balance } = await ctx.fund(card, ctx.accept.amount);
       const before = await chargesCount(ctx, clientId);
       const response = await ctx.pay({ stripe402Version: 1, clientId, paymentMethodId: card, topUpAmount: ctx.accept.minTopUp });
       const answer = expectServed(response, 'a spend carrying a card too');
@@ -175,7 +175,7 @@ export const processingChecks: CheckDefinition[] = [
     requirement: 'PROC-4',
     async run(ctx) {
       const card = probeCard(ctx);
-      const { clientId, balance } = await ctx.fund(card, ctx.accept.amount * 2);
+      const { clientId, balance } = await ctx.fund(card, ctx.accept.amount);
       const before = await chargesCount(ctx, clientId);
       const response = await ctx.payWithCard(card, undefined, undefined, { idempotencyKey: ctx.idempotencyKey() });
       const answer = expectServed(response, 'a payment with a covered card');
