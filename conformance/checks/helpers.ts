@@ -185,8 +185,8 @@ async function unfundedCard(ctx: RunContext): Promise<{ card: string; clientId: 
   if (ctx.accept.minTopUp - step >= 1) {
     const probe = await ctx.payWithCard(card, ctx.accept.minTopUp - step);
     const { clientId, creditsRemaining } = probe.answer;
+    // Not recorded as the card's client: other checks take a known card for one the backend has charged.
     if (errorCodeOf(probe) === 'top_up_below_minimum' && isClientId(clientId) && creditsRemaining !== undefined && creditsRemaining < amount) {
-      ctx.cardClients.set(card, clientId);
       return { card, clientId, remainder: creditsRemaining };
     }
   }
