@@ -14,8 +14,8 @@ export const MAX_SHRINKS = 40;
 export async function checkProperty<Ts extends [unknown]>(ctx: RunContext, property: fc.IAsyncPropertyWithHooks<Ts>, examples: Ts[] = []): Promise<void> {
   const details = await fc.check(property, {
     seed: ctx.options.seed,
-    numRuns: ctx.options.runs,
-    // Fixed inputs tried before the generated ones (they keep their place in a replay path).
+    // Fixed inputs tried before the generated ones, in addition to --runs (fast-check counts them among numRuns).
+    numRuns: ctx.options.runs + examples.length,
     ...(examples.length ? { examples } : {}),
     ...(ctx.options.path ? { path: ctx.options.path } : {}),
     // Bound the whole property, shrinking included: a hung target must not hang the suite.
