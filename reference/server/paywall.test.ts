@@ -4,7 +4,8 @@
  * PAY-2); every invalid `payment` header from the shared vectors gets a 402
  * with the right code and changes neither the ledger nor Stripe (PROC-2,
  * ERR-6); a deployed stripe402 v1 client still works (COMPAT-1); webhooks
- * with a bad signature change nothing; discovery matches the challenges
+ * with a bad signature, or naming a PaymentIntent Stripe does not hold,
+ * change nothing (LEDG-8); discovery matches the challenges
  * (DISC-1, DISC-2); an unreachable ledger answers 503 and never charges
  * (ERR-5).
  */
@@ -268,9 +269,17 @@ describe.each(LEDGER_KINDS)('the paywall on the %s ledger', (kind) => {
       expect(await ledger.isCredited('pi_webhookforged0001')).toBe(false);
     });
 
-    it('credits a correctly signed payment_intent.succeeded once, however often it is delivered', async () => {
+    it('credits a real top-up of this deployment once, however often it is delivered', async () => {
       const clientId = 'c'.repeat(64);
-      const body = succeededEvent('pi_webhooksigned0001', clientId);
+      const pi = await emulator.stripe().paymentIntents.create({
+        amount: 500,
+        currency: 'usd',
+        payment_method: 'pm_card_visa',
+        confirm: true,
+        automatic_payment_methods: { enabled: true, allow_redirects: 'never' },
+        metadata: { stripe402_client_id: clientId, stripe402_units: '50000', stripe402_currency: 'usd', stripe402_deployment: server.deploymentId },
+      });
+      const body = succeededEvent(pi.id, clientId);
       const signature = Stripe.webhooks.generateTestHeaderString({ payload: body, secret: webhookSecret });
       const first = await post(body, signature);
       expect(first.status).toBe(200);
@@ -278,6 +287,16 @@ describe.each(LEDGER_KINDS)('the paywall on the %s ledger', (kind) => {
       const again = await post(body, signature);
       expect(await again.json()).toMatchObject({ outcome: 'already_credited' });
       expect(await ledger.balance({ clientId, currency: 'usd' })).toBe(50_000);
+    });
+
+    it('credits nothing for a correctly signed event naming a PaymentIntent Stripe does not hold (a leaked signing secret mints no credit)', async () => {
+      const clientId = 'd'.repeat(64);
+      const body = succeededEvent('pi_webhookminted0001', clientId);
+      const response = await post(body, Stripe.webhooks.generateTestHeaderString({ payload: body, secret: webhookSecret }));
+      expect(response.status).toBe(200);
+      expect(await response.json()).toMatchObject({ outcome: 'ignored' });
+      expect(await ledger.balance({ clientId, currency: 'usd' })).toBe(0);
+      expect(await ledger.isCredited('pi_webhookminted0001')).toBe(false);
     });
   });
 

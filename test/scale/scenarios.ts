@@ -22,7 +22,7 @@ import { randomBytes } from 'node:crypto';
 import { startEmulator, type Emulator } from '../../conformance/stripe-emulator/index.ts';
 import { createStripeClient, StripeSdkGateway } from '../../reference/server/gateway.ts';
 import type { Ledger } from '../../reference/server/ledger/types.ts';
-import { reconcile } from '../../reference/server/recovery.ts';
+import { deploymentIdOf, reconcile } from '../../reference/server/recovery.ts';
 import type { PaidRouteConfig } from '../../reference/server/routes.ts';
 import { startFleet, killIfOurs, type Fleet } from './fleet.ts';
 import { checkInvariants, summarizeInvariants, type InvariantReport } from './invariants.ts';
@@ -292,7 +292,7 @@ export async function runScenario(options: ScenarioOptions): Promise<ScenarioRes
     const ledger = await target.openLedger();
     try {
       const gateway = new StripeSdkGateway(createStripeClient('sk_test_emulator', { apiUrl: emulator.url }));
-      const report = await reconcile({ gateway, ledger }, { since: new Date(loadStarted - 60_000) });
+      const report = await reconcile({ gateway, ledger }, { since: new Date(loadStarted - 60_000), deploymentId: deploymentIdOf(serverSecret) });
       const webhookDeliveries = emulator.state.events().reduce((sum, e) => sum + e.deliveries.length, 0);
       await fleet.stop();
 
