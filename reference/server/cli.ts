@@ -43,11 +43,13 @@ function readSecretFile(flag: string, file: string): string {
   return secret;
 }
 
-/** A flag that once carried a secret: still recognized, so that its use gets a clear refusal rather than "unknown option". */
-function retiredSecretFlag(flag: string, replacement: string): Option {
-  return new Option(`${flag} <secret>`).hideHelp().argParser(() => {
-    throw new InvalidArgumentError(`secrets are not taken from flags (shell history, ps); use ${replacement}`);
-  });
+/**
+ * A flag that once carried a secret: still recognized, so that its use gets
+ * a clear refusal rather than "unknown option", and its value (which
+ * commander would quote back) is never printed.
+ */
+function retiredSecretFlag(flag: string): Option {
+  return new Option(`${flag} <secret>`).hideHelp().argParser(() => true);
 }
 
 /** `stripe402 serve [options]`: runs until SIGINT or SIGTERM, then finishes in-flight requests and closes. */
@@ -66,7 +68,7 @@ export async function runServeCli(argv: string[]): Promise<void> {
     .option('--routes <file>', 'JSON list of paid routes ({method, path, amount, currency, minTopUp, maxTopUp?, description?} or {method, path, accepts: [...]})')
     .option('--webhook-secret-file <file>', 'file holding the Stripe webhook signing secret (or STRIPE_WEBHOOK_SECRET)')
     .option('--server-secret-file <file>', 'file holding the server secret (or STRIPE402_SERVER_SECRET)')
-    .addOption(retiredSecretFlag('--webhook-secret', 'STRIPE_WEBHOOK_SECRET or --webhook-secret-file'))
+    .addOption(retiredSecretFlag('--webhook-secret'))
     .option('--return-url <url>', 'return_url of PaymentIntents, so Stripe offers a card-authentication URL')
     .option('--quiet', 'no request logs')
     .addHelpText(
@@ -90,6 +92,7 @@ export async function runServeCli(argv: string[]): Promise<void> {
     dataDir: string;
     stripeUrl?: string;
     routes?: string;
+    webhookSecret?: true;
     webhookSecretFile?: string;
     serverSecretFile?: string;
     publicTestMode?: boolean;
@@ -97,6 +100,10 @@ export async function runServeCli(argv: string[]): Promise<void> {
     returnUrl?: string;
     quiet?: boolean;
   }>();
+  if (opts.webhookSecret) {
+    process.stderr.write('stripe402 serve: --webhook-secret: secrets are not taken from flags (shell history, ps); use STRIPE_WEBHOOK_SECRET or --webhook-secret-file\n');
+    process.exit(2);
+  }
   const env = process.env;
   const log = jsonLogger();
   const webhookSecret = opts.webhookSecretFile ? readSecretFile('--webhook-secret-file', opts.webhookSecretFile) : env.STRIPE_WEBHOOK_SECRET;
