@@ -124,7 +124,7 @@ describe.each(LEDGER_KINDS)('two deployments on one Stripe account, on the %s le
     emulator.setWebhook({ url: `${c.url}/stripe402/webhook`, secret: webhookSecretC, retryDelaysMs: [50] });
     try {
       const event = emulator.state.events().find((e) => e.event.type === 'payment_intent.succeeded' && (e.event.data.object as { id: string }).id === legacy.id);
-      const resent = await fetch(`${emulator.url}/_emulator/events/${event!.event.id}/resend`, { method: 'POST' });
+      const resent = await fetch(`${emulator.url}/_emulator/events/${event!.event.id}/resend`, { method: 'POST', headers: { 'content-type': 'application/json' } });
       expect(resent.status).toBe(200);
       expect(await ledgerC.isCredited(legacy.id)).toBe(false);
     } finally {

@@ -214,7 +214,7 @@ function planFault(
         const succeeded = emulator.state.events().filter((e) => e.event.type === 'payment_intent.succeeded');
         // Newest first: out of order, and every one of them a second (or third) time.
         for (const { event } of [...succeeded].reverse()) {
-          await fetch(`${emulator.url}/_emulator/events/${event.id}/resend`, { method: 'POST' }).then((r) => r.arrayBuffer());
+          await fetch(`${emulator.url}/_emulator/events/${event.id}/resend`, { method: 'POST', headers: { 'content-type': 'application/json' } }).then((r) => r.arrayBuffer());
         }
         detail.push(`${succeeded.length} payment_intent.succeeded events delivered again, newest first (${label})`);
       };
