@@ -13,6 +13,7 @@ import http from 'node:http';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import Stripe from 'stripe';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { startEmulator, type Emulator } from '../../conformance/stripe-emulator/index.ts';
 import { openLedger } from './ledger/index.ts';
@@ -209,12 +210,58 @@ describe('the command line', () => {
     expect(run.stderr).toMatch(/NODE_ENV is production but no STRIPE_SECRET_KEY is set/);
   });
 
-  it('reads the webhook secret from --webhook-secret-file', async () => {
+  it('runs no reconcile that does not know which deployment it credits for', async () => {
+    const bare = await cli(['reconcile', '--ledger', 'pglite:memory', '--stripe-url', 'http://127.0.0.1:9']);
+    expect(bare.code).toBe(1);
+    expect(bare.stderr).toMatch(/credits only this deployment's top-ups: give --deployment ID/);
+    const wrong = await cli(['reconcile', '--ledger', 'pglite:memory', '--stripe-url', 'http://127.0.0.1:9', '--deployment', 'all']);
+    expect(wrong.code).toBe(1);
+    expect(wrong.stderr).toMatch(/--deployment: expected the 24 hex digits/);
+  });
+
+  it('refuses an empty --webhook-secret-file with a clear error', async () => {
     const file = path.join(tempDir(), 'webhook-secret');
     writeFileSync(file, '', { mode: 0o600 });
     const run = await cli(['serve', '--port', '0', '--data-dir', tempDir(), '--ledger', 'pglite:memory', '--webhook-secret-file', file]);
     expect(run.code).toBe(1);
     expect(run.stderr).toMatch(/--webhook-secret-file .*: the file is empty/);
+  });
+
+  it('verifies webhooks with the secret read from --webhook-secret-file', async () => {
+    const secret = `whsec_${randomBytes(16).toString('hex')}`;
+    const file = path.join(tempDir(), 'webhook-secret');
+    writeFileSync(file, `${secret}\n`, { mode: 0o600 });
+    const child = spawn(process.execPath, [path.join(ROOT, 'bin/stripe402.js'), 'serve', '--port', '0', '--data-dir', tempDir(), '--ledger', 'pglite:memory', '--quiet', '--webhook-secret-file', file], {
+      env: { PATH: process.env.PATH ?? '' },
+      stdio: ['ignore', 'pipe', 'ignore'],
+    });
+    try {
+      const url = await new Promise<string>((resolve, reject) => {
+        let out = '';
+        const timer = setTimeout(() => reject(new Error(`no listening line: ${out}`)), 60_000);
+        child.stdout.setEncoding('utf8').on('data', (text: string) => {
+          out += text;
+          const match = /"msg":"listening","url":"([^"]+)"/.exec(out);
+          if (match) {
+            clearTimeout(timer);
+            resolve(match[1]!);
+          }
+        });
+      });
+      const body = JSON.stringify({ id: 'evt_file', object: 'event', type: 'payment_intent.succeeded', data: { object: { id: 'pi_notheldbystripe', object: 'payment_intent' } } });
+      const post = (key: string) =>
+        fetch(`${url}/stripe402/webhook`, { method: 'POST', body, headers: { 'content-type': 'application/json', 'stripe-signature': Stripe.webhooks.generateTestHeaderString({ payload: body, secret: key }) } });
+      expect((await post('whsec_not_the_one')).status).toBe(400);
+      const right = await post(secret);
+      expect(right.status).toBe(200);
+      expect(await right.json()).toEqual({ received: true, outcome: 'ignored' });
+    } finally {
+      const exited = new Promise((resolve) => child.once('exit', resolve));
+      child.kill('SIGTERM');
+      const timer = setTimeout(() => child.kill('SIGKILL'), 10_000);
+      await exited;
+      clearTimeout(timer);
+    }
   });
 });
 
