@@ -65,7 +65,8 @@ export function stripe402(options: Stripe402MiddlewareOptions): MiddlewareHandle
       return c.body(discoveryBody, 200, { 'content-type': 'application/json', 'cache-control': 'public, max-age=60' });
     }
     if (webhookSecret !== undefined && method === 'POST' && path === webhookPath) {
-      const body = await readBounded(c.req.raw, webhookMaxBytes);
+      // A middleware ahead of this one may have read the body already (Hono keeps a copy): then only its size is checked.
+      const body = c.req.raw.bodyUsed ? await c.req.text().then((text) => (Buffer.byteLength(text) > webhookMaxBytes ? undefined : text)) : await readBounded(c.req.raw, webhookMaxBytes);
       if (body === undefined) {
         // The rest of the body is never read: close the connection rather than drain it.
         return c.json({ received: false, error: 'body too large' }, 413, { connection: 'close' });
