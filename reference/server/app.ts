@@ -42,6 +42,8 @@ export interface DemoAppOptions {
   engine: PaymentEngine;
   webhookSecret?: string;
   webhookMaxBytes?: number;
+  /** Runs before the paywall, for example `requireHttpsForPayments` behind a TLS proxy (SEC-1). */
+  transport?: MiddlewareHandler;
   log?: LogSink;
 }
 
@@ -55,6 +57,7 @@ export function createDemoApp(options: DemoAppOptions): Hono<{ Variables: Stripe
   const app = new Hono<{ Variables: Stripe402Variables }>();
   const log = options.log;
   if (log) app.use(requestLogger(log));
+  if (options.transport) app.use(options.transport);
   app.use(openCors());
   app.use(
     stripe402({

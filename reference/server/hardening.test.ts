@@ -3,7 +3,8 @@
  * against bodies it must not buffer, over real sockets: the webhook body
  * is capped while it streams (413 before it is buffered); test mode stays
  * on loopback and out of NODE_ENV=production; a live key refuses plain
- * HTTP on a public address without a TLS proxy (SEC-1) and refuses a
+ * HTTP on a public address without a TLS proxy, and behind one takes
+ * payment headers only from it over HTTPS (SEC-1), and refuses a
  * patterned server secret (CID-2); secrets never come from flags; a
  * custom route table never leaves a demo handler answering for free.
  */
@@ -159,6 +160,40 @@ describe('a live key', () => {
       expect(server.testMode).toBe(false);
       await server.close();
     } finally {
+      await emulator.close();
+    }
+  });
+
+  it('behind a TLS proxy takes a payment header only from the proxy, and only when it says HTTPS (SEC-1)', async () => {
+    const emulator = await startEmulator({ host: '127.0.0.1', port: 0 });
+    const ledger = await openLedger('pglite:memory');
+    try {
+      // The proxy is this test, on loopback.
+      const server = await startServer({ ...live, ledger, host: '127.0.0.1', trustedProxies: ['127.0.0.0/8'], stripeUrl: emulator.url, serverSecret: freshSecret(), dataDir: tempDir() });
+      try {
+        const before = emulatorFootprint(emulator);
+        const payment = { stripe402Version: 1, clientId: 'e'.repeat(64) };
+        for (const headers of [{}, { 'x-forwarded-proto': 'http' }, { 'x-forwarded-proto': 'ftp, https' }]) {
+          const refused = await request(`${server.url}/api/joke`, { payment, headers });
+          expect(refused.status, JSON.stringify(headers)).toBe(403);
+          expect(JSON.parse(refused.text)).toMatchObject({ error: 'https_required' });
+          expect(refused.payment).toBeUndefined();
+        }
+        const secure = await request(`${server.url}/api/joke`, { payment, headers: { 'x-forwarded-proto': 'https' } });
+        expect(secure.status).toBe(402);
+        expect(secure.payment).toMatchObject({ success: false, errorCode: 'insufficient_credits' });
+        // Without a payment header nothing is secret: the challenge is served either way.
+        expect((await request(`${server.url}/api/joke`)).status).toBe(402);
+        expect(emulatorFootprint(emulator)).toEqual(before);
+        expect(await ledger.accounts()).toEqual([]);
+      } finally {
+        await server.close();
+      }
+      await expect(startServer({ ...live, ledger, host: '127.0.0.1', trustedProxies: ['proxy.internal'], serverSecret: freshSecret(), dataDir: tempDir() })).rejects.toThrow(
+        /--trusted-proxy proxy\.internal: expected an IP address or a CIDR block/,
+      );
+    } finally {
+      await ledger.close();
       await emulator.close();
     }
   });

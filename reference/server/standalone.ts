@@ -19,6 +19,7 @@ import { createDemoApp, DEMO_ROUTES } from './app.ts';
 import { PaymentEngine } from './engine.ts';
 import { createStripeClient, StripeSdkGateway, type StripeGateway } from './gateway.ts';
 import { deploymentIdOf } from './recovery.ts';
+import { proxyList, requireHttpsForPayments } from './transport.ts';
 import { openLedger } from './ledger/index.ts';
 import type { Ledger } from './ledger/types.ts';
 import { jsonLogger, redact, scrub, type LogSink } from './log.ts';
@@ -36,9 +37,11 @@ export interface ServerOptions {
   /** Let test mode (no live key) listen on a non-loopback address: a shared demo or staging server that handles no real money. Never with the in-process emulator under NODE_ENV=production. */
   publicTestMode?: boolean;
   /**
-   * Addresses of the reverse proxies in front of this server that terminate
-   * TLS. With a live key on a non-loopback address the server refuses to
-   * start without one, since it speaks plain HTTP itself (SEC-1).
+   * Addresses (or CIDR blocks) of the reverse proxies in front of this
+   * server that terminate TLS. With a live key on a non-loopback address the
+   * server refuses to start without one, since it speaks plain HTTP itself;
+   * with a live key and proxies, a `payment` header is taken only from a
+   * proxy that sends `X-Forwarded-Proto: https`, or from loopback (SEC-1).
    */
   trustedProxies?: readonly string[];
   /** The process environment consulted for NODE_ENV (default process.env). */
@@ -105,6 +108,8 @@ export async function startServer(options: ServerOptions = {}): Promise<RunningS
   compileRoutes(options.routes ?? DEMO_ROUTES, { enforceStripeMinimums: options.enforceStripeMinimums ?? true });
   const host = options.host ?? DEFAULT_HOST;
   checkExposure(options, host);
+  // A typo in a proxy address would otherwise surface as every payment refused.
+  proxyList(options.trustedProxies ?? []);
 
   try {
     // Stripe: a key and maybe a URL, or the emulator in-process.
@@ -172,6 +177,7 @@ export async function startServer(options: ServerOptions = {}): Promise<RunningS
       ...(options.log === false ? {} : { log }),
       ...(webhookSecret ? { webhookSecret } : {}),
       ...(options.webhookMaxBytes === undefined ? {} : { webhookMaxBytes: options.webhookMaxBytes }),
+      ...(live && (options.trustedProxies ?? []).length > 0 ? { transport: requireHttpsForPayments(options.trustedProxies!) } : {}),
     });
     const server = await new Promise<ReturnType<typeof serve>>((resolve, reject) => {
       const s = serve({ fetch: app.fetch, port: options.port ?? DEFAULT_PORT, hostname: host }, () => resolve(s));
