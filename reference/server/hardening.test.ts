@@ -173,7 +173,7 @@ describe('a live key', () => {
       try {
         const before = emulatorFootprint(emulator);
         const payment = { stripe402Version: 1, clientId: 'e'.repeat(64) };
-        for (const headers of [{}, { 'x-forwarded-proto': 'http' }, { 'x-forwarded-proto': 'ftp, https' }]) {
+        for (const headers of [{}, { 'x-forwarded-proto': 'http' }, { 'x-forwarded-proto': 'ftp, https' }] as Array<Record<string, string>>) {
           const refused = await request(`${server.url}/api/joke`, { payment, headers });
           expect(refused.status, JSON.stringify(headers)).toBe(403);
           expect(JSON.parse(refused.text)).toMatchObject({ error: 'https_required' });

@@ -17,4 +17,5 @@ export { createDemoApp, requestLogger, DEMO_ROUTES } from './app.ts';
 export type { DemoAppOptions } from './app.ts';
 export { startServer, resolveServerSecret, secretWeakness, DEFAULT_PORT, DEFAULT_HOST } from './standalone.ts';
 export type { ServerOptions, RunningServer } from './standalone.ts';
+export { requireHttpsForPayments, proxyList } from './transport.ts';
 export { jsonLogger, redact, scrub, silentLogger, type LogSink, type LogEntry } from './log.ts';
