@@ -5,15 +5,32 @@
  * (every endpoint of an account receives every event) nor through
  * reconcile; each still recovers its own. PaymentIntents from before
  * deployment ids are credited only by `reconcile --include-unlabelled`.
+ * The `stripe402 reconcile` command itself is run once, on PostgreSQL.
  * Every PaymentIntent the emulator holds is counted: none charged twice,
  * none left uncredited in the ledger of the deployment that made it.
  */
+import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import path from 'node:path';
+import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startEmulator, type Emulator } from '../../conformance/stripe-emulator/index.ts';
+import { openLedger } from './ledger/index.ts';
 import { reconcile } from './recovery.ts';
 import type { RunningServer } from './standalone.ts';
-import { eventually, FaultInjectingLedger, LEDGER_KINDS, openTestLedger, paymentIntentsOf, request, startTestServer, type TestLedger } from './test-helpers.ts';
+import {
+  eventually,
+  FaultInjectingLedger,
+  LEDGER_KINDS,
+  openTestLedger,
+  paymentIntentsOf,
+  reachablePostgresUrl,
+  request,
+  startTestServer,
+  type TestLedger,
+} from './test-helpers.ts';
+
+const ROOT = path.resolve(import.meta.dirname, '../..');
 
 const V = { stripe402Version: 1 } as const;
 
@@ -153,5 +170,60 @@ describe.each(LEDGER_KINDS)('two deployments on one Stripe account, on the %s le
     const byClient = new Map<string, number>();
     for (const pi of pis) byClient.set(pi.metadata!.stripe402_client_id!, (byClient.get(pi.metadata!.stripe402_client_id!) ?? 0) + 1);
     expect([...byClient.values()].every((n) => n === 1)).toBe(true);
+  });
+});
+
+describe('stripe402 reconcile, the command, with two deployments on one account', () => {
+  it('credits the lost top-up of its own deployment and leaves the other deployment\'s alone', async () => {
+    const emulator = await startEmulator({ host: '127.0.0.1', port: 0 });
+    const postgres = await reachablePostgresUrl();
+    const schema = `s402_deploy_${process.pid}_${randomBytes(4).toString('hex')}`;
+    const ledgerC = new FaultInjectingLedger(await openLedger(postgres, { schema }));
+    const ledgerB = await openLedger('pglite:memory');
+    const b = await startTestServer(ledgerB, emulator);
+    const c = await startTestServer(ledgerC, emulator);
+    try {
+      const onB = await request(`${b.url}/api/joke`, { payment: { ...V, paymentMethodId: 'pm_card_visa', topUpAmount: 50_000 } });
+      expect(onB.status).toBe(200);
+      ledgerC.failCreditTopUps = 1;
+      const lost = await request(`${c.url}/api/joke`, { payment: { ...V, paymentMethodId: 'pm_card_amex', topUpAmount: 50_000 } });
+      expect(lost.status).toBe(503);
+      const [piB] = paymentIntentsOf(emulator, onB.payment!.clientId);
+      const [piC, ...more] = emulator.state.paymentIntents().filter((pi) => pi.metadata?.stripe402_deployment === c.deploymentId);
+      expect(more).toHaveLength(0);
+      expect(await ledgerC.isCredited(piC!.id)).toBe(false);
+
+      const run = await new Promise<{ code: number | null; stdout: string }>((resolve) => {
+        const child = spawn(
+          process.execPath,
+          [path.join(ROOT, 'bin/stripe402.js'), 'reconcile', '--ledger', postgres, '--ledger-schema', schema, '--stripe-url', emulator.url, '--deployment', c.deploymentId, '--since', '1h', '--json'],
+          { env: { PATH: process.env.PATH ?? '' }, stdio: ['ignore', 'pipe', 'inherit'] },
+        );
+        let stdout = '';
+        child.stdout.setEncoding('utf8').on('data', (text: string) => (stdout += text));
+        child.on('exit', (code) => resolve({ code, stdout }));
+      });
+      expect(run.code).toBe(0);
+      const report = JSON.parse(run.stdout) as { deploymentId: string; credited: string[]; otherDeployments: number };
+      expect(report).toMatchObject({ deploymentId: c.deploymentId, credited: [piC!.id] });
+      expect(report.otherDeployments).toBeGreaterThanOrEqual(1);
+      expect(await ledgerC.isCredited(piC!.id)).toBe(true);
+      expect(await ledgerC.isCredited(piB!.id)).toBe(false);
+      expect(await ledgerC.balance({ clientId: piC!.metadata!.stripe402_client_id!, currency: 'usd' })).toBe(50_000);
+      expect(await ledgerC.balance({ clientId: onB.payment!.clientId, currency: 'usd' })).toBe(0);
+      // Every charge credited once, each by its own deployment.
+      expect(emulator.state.paymentIntents().filter((pi) => pi.status === 'succeeded')).toHaveLength(2);
+      expect(await ledgerB.isCredited(piB!.id)).toBe(true);
+    } finally {
+      await b.close();
+      await c.close();
+      await ledgerB.close();
+      await ledgerC.close();
+      await emulator.close();
+      const client = new pg.Client({ connectionString: postgres });
+      await client.connect();
+      await client.query(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`);
+      await client.end();
+    }
   });
 });
