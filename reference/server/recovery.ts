@@ -104,14 +104,15 @@ export async function handleWebhook(
   if (event.type !== 'payment_intent.succeeded') return { status: 200, body: { received: true, outcome: 'ignored' } };
   const object = event.data.object as unknown as { id?: unknown; metadata?: Record<string, string> | null };
   if (typeof object.id !== 'string' || !/^pi_[A-Za-z0-9_]{1,255}$/.test(object.id)) return { status: 200, body: { received: true, outcome: 'ignored' } };
-  // Every endpoint on the account receives every event: one that names another deployment costs no Stripe call.
-  const claimed = object.metadata?.[METADATA_DEPLOYMENT];
-  if (claimed !== undefined && claimed !== deps.deploymentId) return { status: 200, body: { received: true, outcome: 'ignored' } };
-  // The event body is only a hint: the PaymentIntent as Stripe holds it is what gets credited.
+  // Every endpoint on the account receives every event: one for another deployment's PaymentIntent, or for
+  // one that names none (never credited here, LEDG-9), costs no Stripe call.
+  if (object.metadata?.[METADATA_DEPLOYMENT] !== deps.deploymentId) return { status: 200, body: { received: true, outcome: 'ignored' } };
+  // The event body is only a hint: the PaymentIntent as Stripe holds it is what gets credited (LEDG-10).
   const found = await deps.gateway.retrievePaymentIntent(object.id);
   if (!found.ok) {
-    if (found.kind === 'not_found') return { status: 200, body: { received: true, outcome: 'ignored' } };
-    return { status: 503, body: { received: false, error: 'stripe unavailable' } };
+    // Only an outage is worth a redelivery; Stripe refusing the id will refuse it again.
+    if (found.kind === 'unavailable') return { status: 503, body: { received: false, error: 'stripe unavailable' } };
+    return { status: 200, body: { received: true, outcome: 'ignored' } };
   }
   try {
     const { outcome } = await creditPaymentIntent(deps.ledger, found.paymentIntent, { deploymentId: deps.deploymentId });
