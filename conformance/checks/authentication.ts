@@ -8,7 +8,7 @@
 import type { RunContext } from '../context.ts';
 import { describe, isSuccess, type Exchange } from '../exchange.ts';
 import { expectBalance, expectError, expectServed, goodCard, probeCard, show, withBalanceUnchanged } from './helpers.ts';
-import { CheckFailure, SkipCheck, expect, type CheckDefinition } from './types.ts';
+import { CheckFailure, expect, NotApplicable, SkipCheck, type CheckDefinition } from './types.ts';
 
 interface PendingAuthentication {
   clientId: string;
@@ -71,7 +71,7 @@ export const authenticationChecks: CheckDefinition[] = [
     async run(ctx) {
       const { response } = await startAuthentication(ctx);
       if (response.paymentResponse?.errorCode === 'payment_failed') {
-        throw new SkipCheck('the target answers payment_failed: it does not implement the authentication extension');
+        throw new NotApplicable('the target answers payment_failed: it does not implement the authentication extension');
       }
       expectError(response, 'authentication_required', `a top-up with ${ctx.options.cards.authentication}`);
       const answer = response.paymentResponse!;
@@ -103,7 +103,7 @@ export const authenticationChecks: CheckDefinition[] = [
     async run(ctx) {
       const { response, pending } = await startAuthentication(ctx);
       if (!pending) {
-        throw new SkipCheck(`the target gave no authentication_required with a nextActionUrl to complete (${describe(response)}); see 9/authentication-required-state`);
+        throw new NotApplicable(`the target gave no authentication_required with a nextActionUrl to complete (${describe(response)}); see 9/authentication-required-state`);
       }
       const completed = await completeAuthentication(pending.nextActionUrl, ctx.options.timeoutMs);
       if (completed !== true) throw new SkipCheck(completed);

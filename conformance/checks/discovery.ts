@@ -5,7 +5,7 @@
 import { DISCOVERY_PATH } from '../../reference/core/index.ts';
 import { describe } from '../exchange.ts';
 import { show } from './helpers.ts';
-import { SkipCheck, expect, type CheckDefinition } from './types.ts';
+import { expect, NotApplicable, SkipCheck, type CheckDefinition } from './types.ts';
 
 export const discoveryChecks: CheckDefinition[] = [
   {
@@ -16,7 +16,7 @@ export const discoveryChecks: CheckDefinition[] = [
     requirement: 'DISC-1',
     async run(ctx) {
       const { status, document, error } = ctx.target.discovery;
-      if (status === 404) throw new SkipCheck(`the target serves no discovery document (${DISCOVERY_PATH} answered 404)`);
+      if (status === 404) throw new NotApplicable(`the target serves no discovery document (${DISCOVERY_PATH} answered 404)`);
       expect(document !== undefined, 'a discovery document that validates', error ?? 'none');
       const type = ctx.target.discovery.contentType ?? '';
       expect(/^application\/json\b/i.test(type), 'Content-Type: application/json', `Content-Type: ${type || '(none)'}`);
@@ -30,7 +30,7 @@ export const discoveryChecks: CheckDefinition[] = [
     requirement: 'DISC-2',
     async run(ctx) {
       const document = ctx.target.discovery.document;
-      if (!document) throw new SkipCheck('no valid discovery document (see 12/discovery-document-validates)');
+      if (!document) throw new NotApplicable('no valid discovery document (see 12/discovery-document-validates)');
       for (const route of document.routes) {
         // Fill path parameters with a harmless value: the price does not depend on it.
         const path = route.path.replace(/:[A-Za-z0-9_]+/g, 'conformance');
@@ -54,7 +54,7 @@ export const discoveryChecks: CheckDefinition[] = [
     requirement: 'DISC-3',
     async run(ctx) {
       const document = ctx.target.discovery.document;
-      if (!document) throw new SkipCheck('no valid discovery document (see 12/discovery-document-validates)');
+      if (!document) throw new NotApplicable('no valid discovery document (see 12/discovery-document-validates)');
       const text = JSON.stringify(document);
       const leak = /\b(sk|rk)_(test|live)_\w+|\bwhsec_\w+|\b[0-9a-f]{64}\b/.exec(text);
       expect(leak === null, 'nothing a challenge would not show', leak ? `"${leak[0]}"` : '');

@@ -8,7 +8,7 @@ import { METADATA_CLIENT_ID, METADATA_UNITS } from '../backend.ts';
 import type { Route } from '../context.ts';
 import { describe, errorCodeOf, isSuccess } from '../exchange.ts';
 import { expectBalance, expectServed, goodCard, probeCard, stepUnits } from './helpers.ts';
-import { CheckFailure, SkipCheck, expect, type CheckDefinition } from './types.ts';
+import { CheckFailure, expect, NotApplicable, SkipCheck, type CheckDefinition } from './types.ts';
 
 /**
  * Stripe's minimum charge per currency, in the smallest unit, for the
@@ -142,7 +142,7 @@ export const unitChecks: CheckDefinition[] = [
     async run(ctx) {
       const home = ctx.route();
       const other = otherCurrencyRoute(ctx.route(), ctx.target.discovery.document?.routes ?? [], ctx.options.failingRoute);
-      if (!other) throw new SkipCheck('the target offers one currency (no second accepts entry or discovery route)');
+      if (!other) throw new NotApplicable('the target offers one currency (no second accepts entry or discovery route)');
       const foreign = await resolveForeign(ctx, other);
       const { clientId, balance } = await ctx.fund(probeCard(ctx), home.accept.amount * 2);
       // Spend the foreign balance, if any, down: with the home balance untouched throughout.
