@@ -260,7 +260,7 @@ export interface PaymentResponse {
    */
   success: boolean;
   /**
-   * The PaymentIntent id, present only when this request charged the card (PROC-9).
+   * The PaymentIntent this request credited, present exactly when this request credited one: a top-up it charged, or a resumed top-up (AUTH-2) whose first credit it made; absent when a webhook, recovery or an earlier request credited it (PROC-9).
    */
   chargeId?: string;
   creditsRemaining: Balance;
@@ -278,7 +278,7 @@ export interface PaymentResponse {
    */
   paymentIntentId?: string;
   /**
-   * Extension: where the card holder completes authentication (AUTH-1).
+   * Extension: where the card holder completes authentication (AUTH-1): the absolute URL the Stripe backend gave, unchanged; https from Stripe, http possible from a test backend on loopback.
    */
   nextActionUrl?: string;
   currency?: Currency;
