@@ -263,6 +263,10 @@ export interface PaymentResponse {
    * The PaymentIntent this request credited, present exactly when this request credited one: a top-up it charged, or a resumed top-up (AUTH-2) whose first credit it made; absent when a webhook, recovery or an earlier request credited it (PROC-9).
    */
   chargeId?: string;
+  /**
+   * Extension: the amount of the charge named by chargeId, in the smallest unit of the currency (cents for usd, yen for jpy), as the server asked Stripe for it (UNIT-2); present only with chargeId. Lets a client count what was charged rather than what should have been (PROC-17).
+   */
+  chargeAmount?: number;
   creditsRemaining: Balance;
   /**
    * The client id to spend with from now on; the empty string when the server could not establish one (stripe402 v1 does the same, COMPAT-2).
