@@ -1,0 +1,79 @@
+/**
+ * `--profile v1` against a stripe402 v1 server (the imitation the client
+ * tests use: v1's lax decoding, v1 error bodies without payment headers, no
+ * extensions): the spec profile fails it on every spec-strict difference,
+ * the v1 profile reports those apart and counts only failures of v1 promises
+ * and of the money and safety rules; and the same server with the paywall
+ * defect of deployed v1 servers (Express's lenient routing) fails the v1
+ * profile through the paywall checks that name the rule.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { ConformanceReport } from '../../reference/core/index.ts';
+import { categoryOf } from '../profiles.ts';
+import { exitCodeOf, runConformance } from '../runner.ts';
+import { startV1Target, type V1Target } from './v1-targets.ts';
+
+async function judge(target: V1Target, profile: 'spec' | 'v1'): Promise<ConformanceReport> {
+  return runConformance({ target: target.url, level: 'all', stripeUrl: target.stripeUrl, stripeKey: target.stripeKey, seed: 402, runs: 10, profile });
+}
+
+const failed = (report: ConformanceReport) => report.checks.filter((c) => c.status === 'failed');
+
+describe('a stripe402 v1 server', () => {
+  let target: V1Target;
+  let spec: ConformanceReport;
+  let v1: ConformanceReport;
+  beforeAll(async () => {
+    target = await startV1Target({ serialized: true });
+    spec = await judge(target, 'spec');
+    v1 = await judge(target, 'v1');
+  }, 120_000);
+  afterAll(async () => {
+    await target?.close();
+  });
+
+  it('fails the spec profile on the differences Table 15.2 lists', () => {
+    expect(exitCodeOf(spec)).toBe(1);
+    const ids = failed(spec).map((c) => c.id);
+    for (const id of ['3/rejects-stray-characters', '3/challenge-not-stored', '4/rejects-payload-without-ids', '5/top-up-metadata-names-client-and-units']) {
+      expect(ids).toContain(id);
+    }
+    expect(spec.summary.defects).toBe(failed(spec).filter((c) => c.severity === 'must').length);
+  });
+
+  it('reports those differences apart under --profile v1, never as defects', () => {
+    const differences = failed(v1).filter((c) => c.category === 'strict');
+    expect(differences.length).toBeGreaterThanOrEqual(10);
+    expect(v1.summary.strictDifferences).toBe(differences.length);
+    expect(v1.profile).toBe('v1');
+    // A defect is a failed MUST of the v1 or safety category, and nothing else.
+    expect(v1.summary.defects).toBe(failed(v1).filter((c) => c.category !== 'strict' && c.severity === 'must').length);
+    expect(v1.summary.defects).toBeLessThan(spec.summary.defects!);
+  });
+
+  it('classifies every result by the one table, a 5xx answer aside', () => {
+    for (const check of v1.checks) {
+      const fromTable = categoryOf(check.id);
+      if (check.category !== fromTable) expect({ id: check.id, category: check.category, actual: check.actual }).toMatchObject({ category: 'safety', actual: expect.stringMatching(/HTTP 5\d\d/) });
+    }
+  });
+});
+
+describe('a stripe402 v1 server whose router ignores letter case and a trailing slash and answers HEAD as GET', () => {
+  let target: V1Target;
+  let report: ConformanceReport;
+  beforeAll(async () => {
+    target = await startV1Target({ serialized: true, lenientRouting: true });
+    report = await judge(target, 'v1');
+  }, 120_000);
+  afterAll(async () => {
+    await target?.close();
+  });
+
+  it('fails the v1 profile through the paywall checks, as safety defects', () => {
+    const defects = failed(report).filter((c) => c.category === 'safety').map((c) => c.id);
+    expect(defects).toEqual(expect.arrayContaining(['7/trailing-slash-not-served', '7/letter-case-not-served', '7/head-not-served']));
+    expect(report.checks.find((c) => c.id === '7/head-not-served')!.actual).toMatch(/HTTP 200/);
+    expect(exitCodeOf(report)).toBe(1);
+  });
+});
