@@ -141,13 +141,28 @@ export function categoryOf(id: string): Category {
 }
 
 /**
+ * The paywall checks whose safety is that the variant is not served: the
+ * answer they demand (the challenge, or 405 for HEAD, PAY-1 and PAY-2) is
+ * this specification's, and any other answer that is not a success gives
+ * nothing away.
+ */
+const NOT_SERVED = new Set(
+  Object.keys(CHECK_CATEGORIES).filter((id) => id.startsWith('7/') && id.endsWith('-not-served')),
+);
+
+/**
  * The category a result counts under. A 5xx answer is a safety defect
  * whatever the version (no 5xx on bad input), so a strict check that failed
- * because the target answered 5xx counts as safety.
+ * because the target answered 5xx counts as safety; a paywall variant that
+ * was refused with another status than the one the spec asks (a 404 for
+ * HEAD) served nothing, so that failure is a spec-strict difference.
  */
 export function resultCategory(result: Pick<CheckResult, 'id' | 'status' | 'actual'>): Category {
   const category = categoryOf(result.id);
-  if (category === 'strict' && result.status === 'failed' && /\bHTTP 5\d\d\b/.test(result.actual ?? '')) return 'safety';
+  if (result.status !== 'failed') return category;
+  const actual = result.actual ?? '';
+  if (category === 'strict' && /\bHTTP 5\d\d\b/.test(actual)) return 'safety';
+  if (NOT_SERVED.has(result.id) && /^HTTP \d{3}\b/.test(actual) && !/\bHTTP 2\d\d\b/.test(actual)) return 'strict';
   return category;
 }
 

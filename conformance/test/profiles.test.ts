@@ -86,6 +86,13 @@ describe('a run under --profile v1', () => {
     expect(exitCodeOf(crashed)).toBe(1);
   });
 
+  it('counts a paywall variant refused with another status than the spec asks as a spec-strict difference, and a served one as a defect', () => {
+    const refused = report('v1', [result('7/head-not-served', 'failed', { actual: 'HTTP 404' })]);
+    expect(refused.checks[0]!.category).toBe('strict');
+    expect(exitCodeOf(refused)).toBe(0);
+    expect(report('v1', [result('7/head-not-served', 'failed', { actual: 'HTTP 200' })]).checks[0]!.category).toBe('safety');
+  });
+
   it('lets an unverified spec-strict check pass, but not an unverified safety check', () => {
     const skipped = (id: string) => result(id, 'skipped', { skipKind: 'unverified', reason: 'needs more cards' });
     expect(isUnverified(report('v1', [skipped('8/idempotency-key-charges-once')]).checks[0]!, 'v1', false)).toBe(false);
