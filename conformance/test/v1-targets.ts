@@ -8,7 +8,10 @@
  * plants the paywall defect of deployed v1 servers on Express: the paywall
  * middleware matches the exact method and path, while the router behind it
  * ignores letter case and a trailing slash and answers HEAD with the GET
- * handler, so those variants reach the handler without payment.
+ * handler, so those variants reach the handler without payment. `hardened`
+ * removes the v1 server's own defects instead: top-ups serialized, a JSON
+ * `null` payload answered with v1's invalid_payment body instead of a crash,
+ * and a paid `/api/fail` whose handler answers 500 and gives the spend back.
  */
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -18,6 +21,8 @@ import { V1_ROUTES, startV1Server, type RunningV1Server, type V1Route } from '..
 export interface V1Target {
   /** The paid resource to test. */
   url: string;
+  /** A paid route whose handler answers 500 (hardened targets only). */
+  failingRoute?: string;
   stripeUrl: string;
   stripeKey: string;
   server: RunningV1Server;
@@ -34,8 +39,33 @@ function unpaidHandler(method: string, url: string, paid: readonly string[]): st
   return paid.includes(key) && !paid.includes(exact) ? key : undefined;
 }
 
-/** A pass-through proxy that forwards one request at a time, in arrival order, optionally with Express's lenient routing. */
-export async function startSerializingProxy(upstream: string, options: { lenientRouting?: readonly string[] } = {}): Promise<{ url: string; close(): Promise<void> }> {
+/** What a hardened v1 deployment adds in front of the v1 server. */
+interface Hardening {
+  balances: Map<string, number>;
+  /** The price of `/api/fail`, which costs what `/api/joke` costs. */
+  amount: number;
+}
+
+/** v1's lax decoding of a payment header: base64 as Buffer reads it, then JSON.parse. */
+function laxPayload(header: string | string[] | undefined): { value: unknown } | undefined {
+  if (typeof header !== 'string') return undefined;
+  try {
+    return { value: JSON.parse(Buffer.from(header, 'base64').toString('utf8')) };
+  } catch {
+    return undefined;
+  }
+}
+
+/** A v1 error 402: a PaymentResponse body and no payment headers. */
+function v1Error(res: http.ServerResponse, errorCode: string, error: string): void {
+  res.writeHead(402, { 'content-type': 'application/json' }).end(JSON.stringify({ success: false, creditsRemaining: 0, clientId: '', error, errorCode }));
+}
+
+/** A pass-through proxy that forwards one request at a time, in arrival order, optionally with Express's lenient routing or a hardened deployment's fixes. */
+export async function startSerializingProxy(
+  upstream: string,
+  options: { lenientRouting?: readonly string[]; hardening?: Hardening } = {},
+): Promise<{ url: string; close(): Promise<void> }> {
   const target = new URL(upstream);
   let queue: Promise<void> = Promise.resolve();
   const server = http.createServer((req, res) => {
@@ -50,7 +80,26 @@ export async function startSerializingProxy(upstream: string, options: { lenient
               done();
               return;
             }
-            const forwarded = http.request({ hostname: target.hostname, port: target.port, method: req.method, path: req.url, headers: req.headers }, (answer) => {
+            const hardening = options.hardening;
+            if (hardening && laxPayload(req.headers.payment)?.value === null) {
+              v1Error(res, 'invalid_payment', 'Malformed payment header');
+              done();
+              return;
+            }
+            const failing = hardening !== undefined && req.method === 'GET' && (req.url ?? '').split('?')[0] === '/api/fail';
+            const path = failing ? '/api/joke' : req.url;
+            const forwarded = http.request({ hostname: target.hostname, port: target.port, method: req.method, path, headers: req.headers }, (answer) => {
+              if (failing && answer.statusCode === 200 && typeof answer.headers['payment-response'] === 'string') {
+                // The handler failed after the payment step: give the spend back and say so (PROC-10).
+                answer.resume();
+                const paid = JSON.parse(Buffer.from(answer.headers['payment-response'], 'base64').toString('utf8')) as { clientId: string; creditsRemaining: number };
+                const restored = (hardening.balances.get(paid.clientId) ?? 0) + hardening.amount;
+                hardening.balances.set(paid.clientId, restored);
+                const response = Buffer.from(JSON.stringify({ success: true, creditsRemaining: restored, clientId: paid.clientId })).toString('base64');
+                res.writeHead(500, { 'content-type': 'application/json', 'payment-response': response }).end('{"error":"the handler failed"}');
+                answer.on('end', done);
+                return;
+              }
               res.writeHead(answer.statusCode ?? 502, answer.headers);
               answer.pipe(res);
               answer.on('end', done);
@@ -77,8 +126,8 @@ export async function startSerializingProxy(upstream: string, options: { lenient
   };
 }
 
-/** The v1 server on a fresh emulator; `serialized` puts the one-request-at-a-time proxy in front of it, `lenientRouting` too. */
-export async function startV1Target(options: { serialized: boolean; lenientRouting?: boolean; routes?: Record<string, V1Route> }): Promise<V1Target> {
+/** The v1 server on a fresh emulator; `serialized`, `lenientRouting` and `hardened` put the one-request-at-a-time proxy in front of it. */
+export async function startV1Target(options: { serialized: boolean; lenientRouting?: boolean; hardened?: boolean; routes?: Record<string, V1Route> }): Promise<V1Target> {
   const emulator: Emulator = await startEmulator({ port: 0 });
   const server = await startV1Server({
     stripeUrl: emulator.url,
@@ -87,10 +136,16 @@ export async function startV1Target(options: { serialized: boolean; lenientRouti
     serverSecret: 'a v1 server secret of any length',
     ...(options.routes ? { routes: options.routes } : {}),
   });
-  const paid = Object.keys(options.routes ?? V1_ROUTES);
-  const proxy = options.serialized || options.lenientRouting ? await startSerializingProxy(server.url, options.lenientRouting ? { lenientRouting: paid } : {}) : undefined;
+  const routes = options.routes ?? V1_ROUTES;
+  const joke = routes['GET /api/joke'];
+  const proxyOptions = {
+    ...(options.lenientRouting ? { lenientRouting: Object.keys(routes) } : {}),
+    ...(options.hardened && joke ? { hardening: { balances: server.balances, amount: joke.amount } } : {}),
+  };
+  const proxy = options.serialized || options.lenientRouting || options.hardened ? await startSerializingProxy(server.url, proxyOptions) : undefined;
   return {
     url: `${proxy?.url ?? server.url}/api/joke`,
+    ...(options.hardened ? { failingRoute: '/api/fail' } : {}),
     stripeUrl: emulator.url,
     stripeKey: emulator.secretKey,
     server,
