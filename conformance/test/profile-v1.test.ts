@@ -3,19 +3,38 @@
  * tests use: v1's lax decoding, v1 error bodies without payment headers, no
  * extensions): the spec profile fails it on every spec-strict difference,
  * the v1 profile reports those apart and counts only failures of v1 promises
- * and of the money and safety rules; and the same server with the paywall
+ * and of the money and safety rules; the same server with the paywall
  * defect of deployed v1 servers (Express's lenient routing) fails the v1
- * profile through the paywall checks that name the rule.
+ * profile through the paywall checks that name the rule; a hardened v1
+ * deployment passes it (at most at level ledger: v1 has no extensions), and
+ * the plain one fails it on its crash on a JSON `null` payload.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ConformanceReport } from '../../reference/core/index.ts';
 import { categoryOf } from '../profiles.ts';
-import { exitCodeOf, runConformance } from '../runner.ts';
+import { exitCodeOf, listChecks, runConformance } from '../runner.ts';
 import { startV1Target, type V1Target } from './v1-targets.ts';
 
 async function judge(target: V1Target, profile: 'spec' | 'v1'): Promise<ConformanceReport> {
-  return runConformance({ target: target.url, level: 'all', stripeUrl: target.stripeUrl, stripeKey: target.stripeKey, seed: 402, runs: 10, profile });
+  return runConformance({
+    target: target.url,
+    level: 'all',
+    stripeUrl: target.stripeUrl,
+    stripeKey: target.stripeKey,
+    seed: 402,
+    runs: 10,
+    profile,
+    ...(target.failingRoute ? { failingRoute: target.failingRoute } : {}),
+  });
 }
+
+/**
+ * Judging a v1 server without false failures needs checks that read a v1
+ * error body when there is no payment-response (COMPAT-4) and send every junk
+ * variant; the registry has them once it holds the COMPAT-3 check that came
+ * with them.
+ */
+const readsV1Answers = listChecks().some((c) => c.id === '15/no-extension-member-required');
 
 const failed = (report: ConformanceReport) => report.checks.filter((c) => c.status === 'failed');
 
@@ -82,5 +101,35 @@ describe('a stripe402 v1 server whose router ignores letter case and a trailing 
     expect(defects).toEqual(expect.arrayContaining(['7/trailing-slash-not-served', '7/letter-case-not-served', '7/head-not-served']));
     expect(report.checks.find((c) => c.id === '7/head-not-served')!.actual).toMatch(/HTTP 200/);
     expect(exitCodeOf(report)).toBe(1);
+  });
+});
+
+describe.runIf(readsV1Answers)('a v1 deployment judged by --profile v1', () => {
+  let hardened: V1Target;
+  let plain: V1Target;
+  let passing: ConformanceReport;
+  let crashing: ConformanceReport;
+  beforeAll(async () => {
+    [hardened, plain] = await Promise.all([startV1Target({ serialized: true, hardened: true }), startV1Target({ serialized: true })]);
+    passing = await judge(hardened, 'v1');
+    crashing = await judge(plain, 'v1');
+  }, 180_000);
+  afterAll(async () => {
+    await hardened?.close();
+    await plain?.close();
+  });
+
+  it('passes with no defect and no unverified check when it serializes top-ups, refuses a null payload and restores a failed handler\'s spend', () => {
+    expect(failed(passing).filter((c) => c.category !== 'strict').map((c) => `${c.id}: ${c.actual}`)).toEqual([]);
+    expect(passing.unverified).toEqual([]);
+    expect(passing.summary.strictDifferences).toBeGreaterThan(10);
+    expect(passing.levelReached).toBe('ledger');
+    expect(exitCodeOf(passing)).toBe(0);
+  });
+
+  it('fails as a safety defect when a JSON null payload makes it answer 500', () => {
+    const crash = crashing.checks.find((c) => c.id === '3/rejects-non-object-json')!;
+    expect(crash).toMatchObject({ status: 'failed', category: 'safety', actual: expect.stringMatching(/HTTP 500/) });
+    expect(exitCodeOf(crashing)).toBe(1);
   });
 });
