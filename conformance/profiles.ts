@@ -67,6 +67,8 @@ export const CHECK_CATEGORIES: Readonly<Record<string, Category>> = Object.freez
   '4/ignores-unknown-members': 'v1',
   '4/top-up-defaults-to-min-top-up': 'v1',
   '4/rejects-currency-not-offered': 'strict',
+  '4/rejects-malformed-idempotency-key': 'strict',
+  '4/resource-url-names-resource': 'v1',
   '4/payment-responses-are-valid': 'v1',
   // 5. Units: the credit and the charge in minor units protect money; metadata, steps, maxTopUp are new.
   '5/credit-is-exactly-top-up': 'v1',
@@ -76,6 +78,7 @@ export const CHECK_CATEGORIES: Readonly<Record<string, Category>> = Object.freez
   '5/min-top-up-meets-stripe-minimum': 'strict',
   '5/advertises-max-top-up': 'strict',
   '5/balance-belongs-to-one-currency': 'safety',
+  '5/every-offered-currency-charged': 'safety',
   // 6. Client identity: the derivation is v1's; the format check of a sent clientId is new.
   '6/client-id-is-64-hex': 'v1',
   '6/same-card-same-client-id': 'v1',
@@ -110,10 +113,14 @@ export const CHECK_CATEGORIES: Readonly<Record<string, Category>> = Object.freez
   '8/replayed-top-up-header-charges-once': 'safety',
   '8/handler-failure-restores-credit': 'safety',
   '8/model-balances': 'v1',
+  '8/invalid-payload-charges-nothing': 'strict',
+  '8/card-errors-are-card-declined': 'v1',
+  '8/charge-amount-reported': 'strict',
   // 9. Card authentication is an extension v1 does not have.
   '9/authentication-required-state': 'strict',
   '9/resume-credits-once': 'strict',
   '9/rejects-foreign-payment-intent': 'strict',
+  '9/without-extension-ignores-payment-intent': 'v1',
   // 10. Errors: 402 for every payment error is v1's; both headers and the closed set are new; internals
   // in messages and 5xx on bad input are safety.
   '10/payment-errors-are-402': 'v1',
@@ -125,12 +132,14 @@ export const CHECK_CATEGORIES: Readonly<Record<string, Category>> = Object.freez
   // 11. Ledger: no overdraft and money conservation, whatever the version.
   '11/concurrent-spends-never-overdraw': 'safety',
   '11/money-is-conserved': 'safety',
+  '11/payment-intent-credited-once': 'safety',
   // 12. Discovery is an extension v1 does not have.
   '12/discovery-document-validates': 'strict',
   '12/listed-routes-answer-matching-challenge': 'strict',
   '12/discovery-reveals-nothing': 'strict',
   '13/https-outside-loopback': 'v1',
   '15/v1-payload-shapes-served': 'v1',
+  '15/no-extension-member-required': 'v1',
 });
 
 /** The category of a check id; throws for an id the table does not classify (a test keeps that from shipping). */
