@@ -11,7 +11,7 @@ import type { RunContext } from '../context.ts';
 import { isClientId } from '../../reference/core/index.ts';
 import { describe, errorCodeOf, isSuccess, type Exchange } from '../exchange.ts';
 import { expectBalance, expectError, expectServed, goodCard, probeCard, show, withBalanceUnchanged } from './helpers.ts';
-import { CheckFailure, expect, NotApplicable, SkipCheck, type CheckDefinition } from './types.ts';
+import { CheckFailure, NotApplicable, SkipCheck, expect, type CheckDefinition } from './types.ts';
 
 interface PendingAuthentication {
   /** The card's client id, when the refusal named it (a v1 error body does not). */

@@ -5,7 +5,7 @@
 import { DISCOVERY_PATH } from '../../reference/core/index.ts';
 import { describe } from '../exchange.ts';
 import { show } from './helpers.ts';
-import { expect, NotApplicable, SkipCheck, type CheckDefinition } from './types.ts';
+import { NotApplicable, SkipCheck, expect, type CheckDefinition } from './types.ts';
 
 export const discoveryChecks: CheckDefinition[] = [
   {

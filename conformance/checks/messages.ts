@@ -13,7 +13,7 @@ import {
   refusesEveryVariant,
   show,
 } from './helpers.ts';
-import { SkipCheck, expect, NotApplicable, type CheckDefinition } from './types.ts';
+import { NotApplicable, SkipCheck, expect, type CheckDefinition } from './types.ts';
 import type { RunContext } from '../context.ts';
 
 /** Sends each payload, around a funded and an unfunded client, and expects every one refused with the given code. */
