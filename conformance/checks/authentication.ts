@@ -141,7 +141,7 @@ export const authenticationChecks: CheckDefinition[] = [
     async run(ctx) {
       const { response, pending } = await startAuthentication(ctx);
       if (!pending) {
-        throw new SkipCheck(`the target gave no authentication_required with a nextActionUrl to complete (${describe(response)}); see 9/authentication-required-state`);
+        throw new NotApplicable(`the target gave no authentication_required with a nextActionUrl to complete (${describe(response)}); see 9/authentication-required-state`);
       }
       const completed = await completeAuthentication(pending.nextActionUrl, ctx.options.timeoutMs);
       if (completed !== true) throw new SkipCheck(completed);

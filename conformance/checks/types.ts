@@ -51,12 +51,15 @@ export interface PropertyDetails {
   commands?: string;
 }
 
-/** A check the target or the backend cannot support; `blocksLevel` when its absence means the level is not verified. */
+/**
+ * A check that did not run to a verdict. By default the rule applies to the
+ * target but the run could not verify it (cards, balance, prices, backend
+ * access or an option the tester did not give): its level is then not
+ * reached (CONF-6). Throw NotApplicable instead when the rule does not apply
+ * to the target at all.
+ */
 export class SkipCheck extends Error {
-  constructor(
-    readonly reason: string,
-    readonly blocksLevel = false,
-  ) {
+  constructor(readonly reason: string) {
     super(reason);
     this.name = 'SkipCheck';
   }
@@ -77,7 +80,7 @@ export class NotApplicable extends SkipCheck {
 /** A check that cannot run because something it builds on (the challenge, a funded client) is broken; another check reports that. */
 export class Prerequisite extends SkipCheck {
   constructor(reason: string) {
-    super(reason, false);
+    super(reason);
     this.name = 'Prerequisite';
   }
 }
