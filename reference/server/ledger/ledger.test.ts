@@ -1,8 +1,10 @@
 /**
  * The ledger contract (spec section 11), run against every store on real
  * services: PGlite in memory, PostgreSQL on 127.0.0.1:5432 in a schema of its
- * own, Redis on 127.0.0.1:6379 under a key prefix of its own. "Two ledgers"
- * stand for two server processes sharing one store. Outages are real too: a
+ * own, Redis on 127.0.0.1:6379 under a key prefix of its own, and a Redis
+ * Cluster of three primaries and three replicas started on free loopback
+ * ports for this file. "Two ledgers" stand for two server processes sharing
+ * one store. Outages are real too: a
  * closed port, or a TCP proxy in front of the real service that the test
  * cuts.
  */
@@ -28,13 +30,15 @@ import {
   type LedgerOptions,
 } from './index.ts';
 import { reachablePostgresUrl } from '../test-helpers.ts';
+import { startRedisCluster, type RedisCluster } from '../../../test/scale/redis-cluster.ts';
+import { accountKeys, paymentIntentOwnerKey } from './redis.ts';
 
 const REDIS_URL = 'redis://127.0.0.1:6379';
 const runTag = `ledger_test_${randomBytes(4).toString('hex')}`;
 
 
 interface Backend {
-  name: 'pglite' | 'postgres' | 'redis';
+  name: 'pglite' | 'postgres' | 'redis' | 'redis-cluster';
   setUp(): Promise<void>;
   /** Opens a ledger on this backend's store; every ledger opened shares the same data. */
   open(options?: LedgerOptions): Promise<Ledger>;
@@ -92,6 +96,18 @@ function redisBackend(): Backend {
     setUp: async () => undefined,
     open: (options = {}) => openLedger(REDIS_URL, { ...options, keyPrefix }),
     tearDown: () => deleteRedisKeys(`${keyPrefix}*`),
+  };
+}
+
+function redisClusterBackend(): Backend {
+  let cluster: RedisCluster | undefined;
+  return {
+    name: 'redis-cluster',
+    setUp: async () => {
+      cluster = await startRedisCluster();
+    },
+    open: (options = {}) => openLedger(cluster!.url, { ...options, keyPrefix: `${runTag}:` }),
+    tearDown: async () => cluster?.dispose(),
   };
 }
 
@@ -156,7 +172,7 @@ const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout
 
 const PGLITE_START_TIMEOUT_MS = 180_000;
 
-describe.each([pgliteBackend(), postgresBackend(), redisBackend()])('the $name ledger', (backend) => {
+describe.each([pgliteBackend(), postgresBackend(), redisBackend(), redisClusterBackend()])('the $name ledger', (backend) => {
   const opened: Ledger[] = [];
   let ledger: Ledger;
 
@@ -712,12 +728,14 @@ describe('the Redis ledger, specifically', () => {
   it('keeps its keys under the configured prefix', async () => {
     const opened = await openLedger(REDIS_URL, { keyPrefix });
     const account = freshAccount();
-    await opened.creditTopUp({ ...account, paymentIntentId: freshPaymentIntent(), units: 3, chargedMinor: 1 });
+    const paymentIntentId = freshPaymentIntent();
+    await opened.creditTopUp({ ...account, paymentIntentId, units: 3, chargedMinor: 1 });
     await opened.spend({ ...account, amount: 1, route: 'GET /joke' });
     await opened.close();
     const redis = new Redis(REDIS_URL);
     const keys = (await redis.keys(`${keyPrefix}*`)).sort();
     await redis.quit();
-    expect(keys).toEqual([`${keyPrefix}balances`, `${keyPrefix}credits`, `${keyPrefix}journal:usd:${account.clientId}`]);
+    const expected = accountKeys(keyPrefix, account);
+    expect(keys).toEqual([expected.balance, expected.credits, expected.journal, paymentIntentOwnerKey(keyPrefix, paymentIntentId)].sort());
   });
 });

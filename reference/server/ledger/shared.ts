@@ -46,6 +46,14 @@ export interface LedgerOptions {
   connectTimeoutMs?: number;
   /** Longest wait for a top-up lock (default: the lock's TTL plus one second). */
   lockWaitMs?: number;
+  /**
+   * Redis: replicas that must hold a credit before it is acknowledged (WAIT),
+   * so a failover cannot lose a charged top-up. Default 1 on a Redis Cluster
+   * with replicas, 0 otherwise.
+   */
+  creditReplicas?: number;
+  /** Redis: how long a credit waits for those replicas before the ledger reports itself unavailable (default 2000 ms). */
+  replicaWaitMs?: number;
 }
 
 const CURRENCY = /^[a-z]{3}$/;
