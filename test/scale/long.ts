@@ -29,6 +29,7 @@ const FAULT_LEDGERS: Record<FaultName, SharedLedgerKind[]> = {
   'stripe-timeout': ['redis'],
   'stripe-lost-response': ['postgres'],
   'webhook-replay': ['redis'],
+  'failover-redis-primary': ['redis-cluster'],
 };
 
 function markdownTable(header: string[], rows: string[][]): string {

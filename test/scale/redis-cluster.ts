@@ -22,6 +22,8 @@ import { freePort } from './services.ts';
 export interface RedisClusterNode {
   port: number;
   process: ChildProcess;
+  /** The redis-server arguments, to start it again with the same configuration file. */
+  args: string[];
 }
 
 export interface RedisCluster {
@@ -34,6 +36,12 @@ export interface RedisCluster {
   kill(port: number): Promise<void>;
   /** Waits until every slot is served again and `port` (a replica) reports itself primary. */
   waitForPrimary(port: number, timeoutMs?: number): Promise<void>;
+  /**
+   * Starts a killed node again, as a supervisor would: it rejoins as a
+   * replica of the node that took over, and this waits until that primary
+   * counts it as a connected, synchronised replica.
+   */
+  restart(port: number, timeoutMs?: number): Promise<void>;
   /** The replica of the primary on `port`, as the cluster reports it. */
   replicaOf(port: number): Promise<number>;
   dispose(): Promise<void>;
@@ -97,9 +105,7 @@ export async function startRedisCluster(): Promise<RedisCluster> {
     for (let index = 0; index < 6; index++) {
       const port = await distinctFreePort();
       const bus = await distinctFreePort();
-      const child = spawn(
-        'redis-server',
-        [
+      const args = [
           '--port', String(port),
           '--cluster-port', String(bus),
           '--bind', '127.0.0.1',
@@ -113,10 +119,8 @@ export async function startRedisCluster(): Promise<RedisCluster> {
           '--dir', dir,
           '--daemonize', 'no',
           '--logfile', path.join(dir, `redis-${port}.log`),
-        ],
-        { stdio: 'ignore' },
-      );
-      nodes.push({ port, process: child });
+      ];
+      nodes.push({ port, args, process: spawn('redis-server', args, { stdio: 'ignore' }) });
     }
     for (const node of nodes) {
       const deadline = Date.now() + 10_000;
@@ -174,6 +178,20 @@ export async function startRedisCluster(): Promise<RedisCluster> {
       const exited = once(node.process, 'exit');
       node.process.kill('SIGKILL');
       await exited;
+    },
+    restart: async (port, timeoutMs = 30_000) => {
+      const node = nodes.find((candidate) => candidate.port === port)!;
+      node.process = spawn('redis-server', node.args, { stdio: 'ignore' });
+      await waitUntil(
+        async () => {
+          const role = (await ask(port, (redis) => redis.call('ROLE'))) as unknown[];
+          if (role[0] !== 'slave' || role[3] !== 'connected') return false;
+          const primary = (await ask(Number(role[2]), (redis) => redis.call('ROLE'))) as [string, number, Array<[string, string, string]>];
+          return primary[2].some(([, replicaPort]) => Number(replicaPort) === port);
+        },
+        timeoutMs,
+        `the node on ${port} did not rejoin as a replica`,
+      );
     },
     waitForPrimary: (port, timeoutMs = 30_000) =>
       waitUntil(
