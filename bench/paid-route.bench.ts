@@ -188,7 +188,7 @@ export async function main(options: PaidRouteOptions = {}): Promise<PaidRouteRow
     clients: options.clients ?? 8,
     ...(options.ledgerOptions ? { ledgerOptions: options.ledgerOptions } : {}),
   };
-  const ledgers = options.ledgers ?? ['redis', 'postgres', 'pglite'];
+  const ledgers = options.ledgers ?? ['redis', 'redis-cluster', 'postgres', 'pglite'];
   log(
     `paid vs free route: ${resolved.workers} server process(es), ${loadGenerator()} ${resolved.connections} connections, ` +
       `${resolved.rounds} rounds x ${resolved.durationSeconds} s per route, ${resolved.clients} funded clients`,

@@ -9,15 +9,18 @@
  * and the ratio to the smallest, say whether spends stay O(log n).
  *
  * Redis runs as a private redis-server with the shared one's settings, so
- * a million accounts do not land in a server other work uses.
+ * a million accounts do not land in a server other work uses; Redis
+ * Cluster as three primaries and three replicas of our own on loopback.
  *
- *   npx tsx bench/spend-scaling.bench.ts [redis] [postgres] [pglite]
+ *   npx tsx bench/spend-scaling.bench.ts [redis] [redis-cluster] [postgres] [pglite]
  *   BENCH_SCALE_MAX=100000 BENCH_DURATION=3 npx tsx bench/spend-scaling.bench.ts
  */
 import pg from 'pg';
-import { Redis } from 'ioredis';
+import { Cluster, Redis } from 'ioredis';
 import { PGlite } from '@electric-sql/pglite';
 import { openLedger, openSqlLedger, type Ledger } from '../reference/server/ledger/index.ts';
+import { accountKeys, parseClusterUrl, paymentIntentOwnerKey } from '../reference/server/ledger/redis.ts';
+import { startRedisCluster } from '../test/scale/redis-cluster.ts';
 import { freshTag, postgresUrl, startPrivateRedis, type LedgerKind } from '../test/scale/services.ts';
 import { machineLine, table, ledgerArguments, runWhenScript } from './harness.ts';
 
@@ -84,33 +87,41 @@ async function openStore(kind: LedgerKind): Promise<Store> {
       },
     };
   }
-  const redisServer = await startPrivateRedis({ durable: false });
+  // Redis runs as a private redis-server with the shared one's settings, the
+  // cluster as three primaries and three replicas of our own.
+  const redisServer = kind === 'redis' ? await startPrivateRedis({ durable: false }) : undefined;
+  const cluster = kind === 'redis-cluster' ? await startRedisCluster() : undefined;
+  const url = redisServer?.url ?? cluster!.url;
   const prefix = `${tag}:`;
-  const ledger = await openLedger(redisServer.url, { keyPrefix: prefix });
-  const redis = new Redis(redisServer.url);
+  const ledger = await openLedger(url, { keyPrefix: prefix });
+  // Auto-pipelining sends the commands queued in one turn to each node as one write, whatever their slots.
+  const redis = cluster
+    ? new Cluster(parseClusterUrl(url).nodes, { enableAutoPipelining: true })
+    : new Redis(url, { enableAutoPipelining: true });
   return {
     ledger,
     seed: async (from, to) => {
       const now = Date.now();
-      for (let start = from; start < to; start += 10_000) {
-        const pipeline = redis.pipeline();
-        const fields: string[] = [];
-        for (let i = start; i < Math.min(to, start + 10_000); i++) {
-          fields.push(`usd:${clientId(i)}`, String(BALANCE));
-          pipeline.rpush(
-            `${prefix}journal:usd:${clientId(i)}`,
-            `{"kind":"topup","delta":${BALANCE},"count":1,"at":${now},"paymentIntentId":"pi_scale_${i}","chargedMinor":${BALANCE / 100}}`,
+      for (let start = from; start < to; start += 5_000) {
+        const writes: Array<Promise<unknown>> = [];
+        for (let i = start; i < Math.min(to, start + 5_000); i++) {
+          const account = { clientId: clientId(i), currency: 'usd' };
+          const keys = accountKeys(prefix, account);
+          writes.push(
+            redis.set(keys.balance, String(BALANCE)),
+            redis.rpush(keys.journal, `{"kind":"topup","delta":${BALANCE},"count":1,"at":${now},"paymentIntentId":"pi_scale_${i}","chargedMinor":${BALANCE / 100}}`),
+            redis.hset(keys.credits, `pi_scale_${i}`, '{}'),
+            redis.set(paymentIntentOwnerKey(prefix, `pi_scale_${i}`), `usd:${account.clientId}`),
           );
-          pipeline.hset(`${prefix}credits`, `pi_scale_${i}`, '{}');
         }
-        pipeline.hset(`${prefix}balances`, ...fields);
-        await pipeline.exec();
+        await Promise.all(writes);
       }
     },
     close: async () => {
       await ledger.close();
       redis.disconnect();
-      await redisServer.dispose();
+      await redisServer?.dispose();
+      await cluster?.dispose();
     },
   };
 }
@@ -143,7 +154,7 @@ export async function main(options: { ledgers?: LedgerKind[]; maxAccounts?: numb
   log(`spend cost against ledger size: ${CALLERS} concurrent callers, uniformly random accounts, ${seconds} s per size, sizes ${sizes.map((s) => s.toLocaleString('en-US')).join(' / ')}`);
   log(machineLine());
   const rows: ScalingRow[] = [];
-  for (const kind of options.ledgers ?? (['redis', 'postgres', 'pglite'] as LedgerKind[])) {
+  for (const kind of options.ledgers ?? (['redis', 'redis-cluster', 'postgres', 'pglite'] as LedgerKind[])) {
     const store = await openStore(kind);
     try {
       let seeded = 0;
