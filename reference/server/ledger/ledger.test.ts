@@ -809,6 +809,19 @@ describe('the Redis ledger on a cluster, specifically', () => {
     }
   });
 
+  it('answers spends only once a replica holds them when spendReplicas asks it', async () => {
+    const account = freshAccount();
+    const waiting = await openLedger(cluster.url, { keyPrefix, spendReplicas: 1 });
+    await waiting.creditTopUp({ ...account, paymentIntentId: freshPaymentIntent(), units: 10, chargedMinor: 1 });
+    const results = await Promise.all(Array.from({ length: 12 }, () => waiting.spend({ ...account, amount: 1, route: 'GET /joke' })));
+    expect(results.filter((result) => result.ok)).toHaveLength(10);
+    await waiting.close();
+    const demanding = await openLedger(cluster.url, { keyPrefix, creditReplicas: 1, spendReplicas: 2, replicaWaitMs: 200 });
+    await demanding.creditTopUp({ ...account, paymentIntentId: freshPaymentIntent(), units: 1, chargedMinor: 1 });
+    await expect(demanding.spend({ ...account, amount: 1, route: 'GET /joke' })).rejects.toBeInstanceOf(LedgerUnavailableError);
+    await demanding.close();
+  });
+
   it('refuses a cluster URL it cannot parse and a key prefix with a hash tag', async () => {
     await expect(openLedger('redis-cluster://')).rejects.toBeInstanceOf(TypeError);
     await expect(openLedger('redis-cluster://127.0.0.1:99999')).rejects.toBeInstanceOf(TypeError);

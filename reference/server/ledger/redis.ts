@@ -28,11 +28,11 @@
  * aggregated journal entry per (account, route) (LEDG-3). A script never
  * names keys of two slots.
  *
- * Replication is asynchronous. A credit is acknowledged only once
- * `creditReplicas` replicas hold it (WAIT, default one on a cluster with
- * replicas), so a failover never loses a charged top-up that a client was
- * told about; spends do not wait, and docs/performance.md says what a
- * failover can lose. A ledger written by the earlier layout (one `balances`
+ * Replication is asynchronous. A credit (and a restore) is acknowledged only
+ * once `creditReplicas` replicas hold it (WAIT, default one on a cluster
+ * with replicas), so a failover never loses a charged top-up that a client
+ * was told about; spends wait only when `spendReplicas` asks them to, and
+ * docs/ledgers.md says what a failover can lose without it. A ledger written by the earlier layout (one `balances`
  * hash, one `credits` hash) is migrated when a server opens it.
  *
  * Numbers in Lua are doubles, exact up to 2^53-1, which is why no balance may
@@ -287,6 +287,7 @@ class RedisLedger implements Ledger {
   readonly #locks = new LocalLocks();
   readonly #lockWaitMs: number | undefined;
   readonly #creditReplicas: number;
+  readonly #spendReplicas: number;
   readonly #replicaWaitMs: number;
   #closed = false;
 
@@ -299,6 +300,7 @@ class RedisLedger implements Ledger {
     this.#lockWaitMs = options.lockWaitMs;
     this.#groupCommit = options.groupCommit !== false;
     this.#creditReplicas = creditReplicas;
+    this.#spendReplicas = options.spendReplicas ?? 0;
     this.#replicaWaitMs = options.replicaWaitMs ?? DEFAULT_REPLICA_WAIT_MS;
   }
 
@@ -330,13 +332,13 @@ class RedisLedger implements Ledger {
 
   /**
    * Runs a write and then WAIT on the same connection (so on the node that
-   * owns the write's slot), and fails unless `creditReplicas` replicas
-   * acknowledged it. Without replicas to wait for it is a plain command.
+   * owns the write's slot), and fails unless `replicas` replicas
+   * acknowledged it in `replicaWaitMs`.
    */
-  async #durably(write: (pipeline: ReturnType<Redis['pipeline']>) => void): Promise<unknown> {
+  async #durably(replicas: number, write: (pipeline: ReturnType<Redis['pipeline']>) => void): Promise<unknown> {
     const pipeline = this.#redis.pipeline();
     write(pipeline);
-    if (this.#creditReplicas > 0) pipeline.call('WAIT', this.#creditReplicas, this.#replicaWaitMs);
+    if (replicas > 0) pipeline.call('WAIT', replicas, this.#replicaWaitMs);
     let results: Array<[Error | null, unknown]>;
     try {
       results = (await pipeline.exec()) ?? [];
@@ -345,26 +347,27 @@ class RedisLedger implements Ledger {
     }
     const [writeError, reply] = results[0] ?? [new Error('no reply')];
     if (writeError) throw writeError;
-    if (this.#creditReplicas > 0) {
+    if (replicas > 0) {
       const [waitError, acknowledged] = results[1] ?? [new Error('no reply to WAIT')];
-      if (waitError || Number(acknowledged) < this.#creditReplicas) {
+      if (waitError || Number(acknowledged) < replicas) {
         // Applied on the primary but not yet on a replica: a failover could
-        // lose it, so it is not acknowledged. A retry finds it credited.
+        // lose it, so it is not acknowledged. A retry finds a credit there.
         throw new LedgerUnavailableError('the ledger is unavailable', {
-          cause: waitError ?? new Error(`${String(acknowledged)} of ${this.#creditReplicas} replicas acknowledged the credit in ${this.#replicaWaitMs} ms`),
+          cause: waitError ?? new Error(`${String(acknowledged)} of ${replicas} replicas acknowledged the write in ${this.#replicaWaitMs} ms`),
         });
       }
     }
     return reply;
   }
 
-  async #durableScript(name: ScriptName, keys: string[], args: Array<string | number>): Promise<unknown> {
+  async #durableScript(replicas: number, name: ScriptName, keys: string[], args: Array<string | number>): Promise<unknown> {
+    if (replicas === 0) return this.#script(name, keys, args);
     try {
       try {
-        return await this.#durably((pipeline) => pipeline.evalsha(...(this.#scriptArgs(name, keys, args) as [string, number])));
+        return await this.#durably(replicas, (pipeline) => pipeline.evalsha(...(this.#scriptArgs(name, keys, args) as [string, number])));
       } catch (error) {
         if (!(error instanceof Error) || !error.message.startsWith('NOSCRIPT')) throw error;
-        return await this.#durably((pipeline) => pipeline.eval(SCRIPTS[name], keys.length, ...keys, ...args));
+        return await this.#durably(replicas, (pipeline) => pipeline.eval(SCRIPTS[name], keys.length, ...keys, ...args));
       }
     } catch (error) {
       throw ledgerError(error);
@@ -411,7 +414,7 @@ class RedisLedger implements Ledger {
 
   async #spendOne(spend: SpendRequest): Promise<SpendResult> {
     const keys = this.#keys(spend);
-    const encoded = await this.#script('spendOne', [keys.balance, keys.journal], [spend.amount, spend.route]);
+    const encoded = await this.#durableScript(this.#spendReplicas, 'spendOne', [keys.balance, keys.journal], [spend.amount, spend.route]);
     return spendOutcome(toUnits(encoded));
   }
 
@@ -439,7 +442,7 @@ class RedisLedger implements Ledger {
       }
       packed += `${account}:${spend.amount}:${route},`;
     }
-    const encoded = await this.#script('spendBatch', keys, [routes.length, ...routes, packed]);
+    const encoded = await this.#durableScript(this.#spendReplicas, 'spendBatch', keys, [routes.length, ...routes, packed]);
     if (typeof encoded !== 'string') throw new LedgerUnavailableError('the ledger returned an unexpected result');
     const values = encoded.split(',');
     if (values.length !== spends.length) throw new LedgerUnavailableError('the ledger returned an unexpected result');
@@ -464,11 +467,17 @@ class RedisLedger implements Ledger {
     // the credit itself is recorded in the account's slot, so a repeated
     // claim by the same account (a retry after a lost reply) goes on to a
     // credit that the account's record keeps to once.
-    const owner = await this.#durably((pipeline) => pipeline.set(paymentIntentOwnerKey(this.#prefix, credit.paymentIntentId), account, 'NX', 'GET'));
+    let owner: unknown;
+    try {
+      owner = await this.#durably(this.#creditReplicas, (pipeline) => pipeline.set(paymentIntentOwnerKey(this.#prefix, credit.paymentIntentId), account, 'NX', 'GET'));
+    } catch (error) {
+      throw ledgerError(error);
+    }
     if (owner !== null && owner !== account) {
       return { credited: false, spent: false, balance: await this.balance(credit) };
     }
     const reply = await this.#durableScript(
+      this.#creditReplicas,
       'creditTopUp',
       [keys.balance, keys.credits, keys.journal],
       [account, credit.paymentIntentId, credit.units, credit.chargedMinor, credit.spend?.amount ?? '', credit.spend?.route ?? '', MAX_BALANCE],
@@ -483,7 +492,8 @@ class RedisLedger implements Ledger {
     assertRoute(request.route);
     if (this.#closed) throw new LedgerUnavailableError('the ledger is closed');
     const keys = this.#keys(request);
-    const balance = await this.#script('restore', [keys.balance, keys.journal], [request.amount, request.route, MAX_BALANCE]);
+    // A restore gives a client's units back: it waits like a credit, so a failover cannot take them again.
+    const balance = await this.#durableScript(this.#creditReplicas, 'restore', [keys.balance, keys.journal], [request.amount, request.route, MAX_BALANCE]);
     return { balance: toUnits(balance) };
   }
 
@@ -659,6 +669,9 @@ export async function openRedisLedger(url: string, options: LedgerOptions = {}):
   if (options.lockWaitMs !== undefined) assertLockWait(options.lockWaitMs);
   if (options.creditReplicas !== undefined && (!Number.isSafeInteger(options.creditReplicas) || options.creditReplicas < 0 || options.creditReplicas > 16)) {
     throw new TypeError('creditReplicas must be an integer from 0 to 16');
+  }
+  if (options.spendReplicas !== undefined && (!Number.isSafeInteger(options.spendReplicas) || options.spendReplicas < 0 || options.spendReplicas > 16)) {
+    throw new TypeError('spendReplicas must be an integer from 0 to 16');
   }
   if (options.replicaWaitMs !== undefined && (!Number.isSafeInteger(options.replicaWaitMs) || options.replicaWaitMs < 1 || options.replicaWaitMs > 60_000)) {
     throw new TypeError('replicaWaitMs must be an integer from 1 to 60000');

@@ -52,6 +52,12 @@ export interface LedgerOptions {
    * with replicas, 0 otherwise.
    */
   creditReplicas?: number;
+  /**
+   * Redis: replicas that must hold a spend batch before its spends are
+   * answered (default 0: spends are acknowledged once the primary applied
+   * them; docs/ledgers.md says what a failover can then lose).
+   */
+  spendReplicas?: number;
   /** Redis: how long a credit waits for those replicas before the ledger reports itself unavailable (default 2000 ms). */
   replicaWaitMs?: number;
 }
