@@ -36,7 +36,7 @@ export async function runServeCli(argv: string[]): Promise<void> {
     .description('Run the stripe402 reference server with the demo paid API.')
     .option('--port <port>', 'port to listen on (0: any free port)', port, Number(process.env.PORT) || DEFAULT_PORT)
     .option('--host <host>', 'address to bind', DEFAULT_HOST)
-    .option('--ledger <url>', 'ledger: pglite:DIR, pglite:memory, postgres://..., redis://... (default pglite:<data-dir>/ledger)')
+    .option('--ledger <url>', 'ledger: pglite:DIR, pglite:memory, postgres://..., redis://..., redis-cluster://host:port,... (default pglite:<data-dir>/ledger)')
     .option('--ledger-schema <name>', 'PostgreSQL/PGlite schema of the ledger')
     .option('--ledger-prefix <prefix>', 'Redis key prefix of the ledger')
     .option('--data-dir <dir>', 'where the embedded ledger and the test-mode server secret live', DEFAULT_DATA_DIR)
@@ -133,7 +133,7 @@ export async function runServeCli(argv: string[]): Promise<void> {
 export async function runReconcileCli(argv: string[]): Promise<void> {
   const program = new Command('stripe402 reconcile')
     .description('Credit succeeded stripe402 top-ups (PaymentIntents with stripe402 metadata) that the ledger missed.')
-    .requiredOption('--ledger <url>', 'ledger URL: pglite:DIR, postgres://..., redis://...')
+    .requiredOption('--ledger <url>', 'ledger URL: pglite:DIR, postgres://..., redis://..., redis-cluster://host:port,...')
     .option('--ledger-schema <name>', 'PostgreSQL/PGlite schema of the ledger')
     .option('--ledger-prefix <prefix>', 'Redis key prefix of the ledger')
     .option('--stripe-url <url>', 'a Stripe-compatible API (the emulator); default api.stripe.com')
