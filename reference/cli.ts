@@ -16,6 +16,10 @@ const subcommands: Record<string, { summary: string; run: (argv: string[]) => Pr
     summary: 'fetch a URL, paying with stripe402 within a budget (curl-like)',
     run: async (argv) => (await import('./client/cli.ts')).runFetchCli(argv),
   },
+  mcp: {
+    summary: 'an MCP server whose tools fetch URLs, paying with stripe402 within a budget',
+    run: async (argv) => (await import('./mcp/cli.ts')).runMcpCli(argv),
+  },
   reconcile: {
     summary: 'credit succeeded top-ups that the ledger missed',
     run: async (argv) => (await import('./server/cli.ts')).runReconcileCli(argv),
