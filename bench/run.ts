@@ -61,7 +61,7 @@ async function main(argv: string[]): Promise<void> {
   }
   if (run('scale-out')) {
     heading('paid route against free route, two server processes sharing the ledger');
-    scaledOut = await paidRouteBench({ workers: 2, ledgers: ['redis', 'postgres'] });
+    scaledOut = await paidRouteBench({ workers: 2, ledgers: ['redis', 'redis-cluster', 'postgres'] });
   }
   if (run('topup')) {
     heading('the cost of a top-up');

@@ -19,7 +19,7 @@ import pg from 'pg';
 import { Cluster, Redis } from 'ioredis';
 import { PGlite } from '@electric-sql/pglite';
 import { openLedger, openSqlLedger, type Ledger } from '../reference/server/ledger/index.ts';
-import { accountKeys, parseClusterUrl, paymentIntentOwnerKey } from '../reference/server/ledger/redis.ts';
+import { accountKeys, parseClusterUrl } from '../reference/server/ledger/redis.ts';
 import { startRedisCluster } from '../test/scale/redis-cluster.ts';
 import { freshTag, postgresUrl, startPrivateRedis, type LedgerKind } from '../test/scale/services.ts';
 import { machineLine, table, ledgerArguments, runWhenScript } from './harness.ts';
@@ -110,8 +110,6 @@ async function openStore(kind: LedgerKind): Promise<Store> {
           writes.push(
             redis.set(keys.balance, String(BALANCE)),
             redis.rpush(keys.journal, `{"kind":"topup","delta":${BALANCE},"count":1,"at":${now},"paymentIntentId":"pi_scale_${i}","chargedMinor":${BALANCE / 100}}`),
-            redis.hset(keys.credits, `pi_scale_${i}`, '{}'),
-            redis.set(paymentIntentOwnerKey(prefix, `pi_scale_${i}`), `usd:${account.clientId}`),
           );
         }
         await Promise.all(writes);

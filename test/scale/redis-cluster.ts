@@ -114,6 +114,8 @@ export async function startRedisCluster(): Promise<RedisCluster> {
           '--cluster-node-timeout', '1000',
           '--cluster-replica-validity-factor', '0',
           '--cluster-require-full-coverage', 'no',
+          // A replica that falls behind a bulk load waits instead of being cut off and fully resynchronised.
+          '--client-output-buffer-limit', 'replica 0 0 0',
           '--save', '',
           '--appendonly', 'no',
           '--dir', dir,
