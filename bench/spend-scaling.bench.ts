@@ -36,13 +36,25 @@ export interface ScalingRow {
   p99Ms: number;
   /** spendsPerSecond / that of the smallest size. */
   ratio: number;
+  /** CPU per spend of this process (the ledger's client), in µs: steadier than spends/s on a shared machine. */
+  clientCpuUs: number;
+  /** CPU per spend of the store's server processes (Redis only, replicas included), in µs. */
+  storeCpuUs?: number;
 }
 
 interface Store {
   ledger: Ledger;
   /** Seeds accounts [from, to) with BALANCE each and a matching top-up journal entry. */
   seed(from: number, to: number): Promise<void>;
+  /** CPU seconds the store's server processes have used so far (Redis: every node, replicas included), when it can tell. */
+  storeCpuSeconds?(): Promise<number>;
   close(): Promise<void>;
+}
+
+/** used_cpu_user + used_cpu_sys of one redis-server, from INFO. */
+async function redisCpuSeconds(redis: Redis): Promise<number> {
+  const info = await redis.info('cpu');
+  return Number(/used_cpu_user:([\d.]+)/.exec(info)?.[1] ?? 0) + Number(/used_cpu_sys:([\d.]+)/.exec(info)?.[1] ?? 0);
 }
 
 const clientId = (index: number) => `scale-${index.toString().padStart(8, '0')}`;
@@ -115,6 +127,10 @@ async function openStore(kind: LedgerKind): Promise<Store> {
         await Promise.all(writes);
       }
     },
+    storeCpuSeconds: async () => {
+      const nodes = redis instanceof Cluster ? redis.nodes('all') : [redis];
+      return (await Promise.all(nodes.map(redisCpuSeconds))).reduce((a, b) => a + b, 0);
+    },
     close: async () => {
       await ledger.close();
       redis.disconnect();
@@ -163,9 +179,23 @@ export async function main(options: { ledgers?: LedgerKind[]; maxAccounts?: numb
         seeded = size;
         const seedSeconds = (performance.now() - seedStarted) / 1000;
         await measure(store.ledger, size, 0.5); // warm-up
-        const { rate, p50, p99 } = await measure(store.ledger, size, seconds);
+        const cpuBefore = process.cpuUsage();
+        const storeBefore = await store.storeCpuSeconds?.();
+        const { rate, p50, p99, served } = await measure(store.ledger, size, seconds);
+        const cpu = process.cpuUsage(cpuBefore);
+        const storeAfter = await store.storeCpuSeconds?.();
         first ??= rate;
-        rows.push({ ledger: kind, accounts: size, seedSeconds, spendsPerSecond: rate, p50Ms: p50, p99Ms: p99, ratio: rate / first });
+        rows.push({
+          ledger: kind,
+          accounts: size,
+          seedSeconds,
+          spendsPerSecond: rate,
+          p50Ms: p50,
+          p99Ms: p99,
+          ratio: rate / first,
+          clientCpuUs: (cpu.user + cpu.system) / served,
+          ...(storeBefore !== undefined && storeAfter !== undefined ? { storeCpuUs: ((storeAfter - storeBefore) * 1e6) / served } : {}),
+        });
         log(`  ${kind} ${size.toLocaleString('en-US')} accounts: seeded in ${seedSeconds.toFixed(1)} s, ${Math.round(rate).toLocaleString('en-US')} spends/s`);
       }
       // The spends above are real: every balance must still equal its journal.
@@ -181,8 +211,18 @@ export async function main(options: { ledgers?: LedgerKind[]; maxAccounts?: numb
   }
   table(
     [
-      ['ledger', 'accounts', 'seeded in', 'spends/s', 'p50', 'p99', 'vs 1,000'],
-      ...rows.map((row) => [row.ledger, row.accounts.toLocaleString('en-US'), `${row.seedSeconds.toFixed(1)} s`, Math.round(row.spendsPerSecond).toLocaleString('en-US'), `${row.p50Ms.toFixed(1)} ms`, `${row.p99Ms.toFixed(1)} ms`, row.ratio.toFixed(2)]),
+      ['ledger', 'accounts', 'seeded in', 'spends/s', 'p50', 'p99', 'vs 1,000', 'client CPU/spend', 'Redis CPU/spend'],
+      ...rows.map((row) => [
+        row.ledger,
+        row.accounts.toLocaleString('en-US'),
+        `${row.seedSeconds.toFixed(1)} s`,
+        Math.round(row.spendsPerSecond).toLocaleString('en-US'),
+        `${row.p50Ms.toFixed(1)} ms`,
+        `${row.p99Ms.toFixed(1)} ms`,
+        row.ratio.toFixed(2),
+        `${row.clientCpuUs.toFixed(1)} µs`,
+        row.storeCpuUs === undefined ? '' : `${row.storeCpuUs.toFixed(1)} µs`,
+      ]),
     ],
     log,
   );

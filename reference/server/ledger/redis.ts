@@ -21,12 +21,12 @@
  *   set once with NX before the credit, so a PaymentIntent credits one
  *   account, once, ever, though the credit record lives in the account's slot.
  *
- * Spends use group commit per hash slot: spends queued in one turn of the
- * event loop are cut into one batch per slot (on a single Redis every key is
- * on the one node, so one batch holds them all), and each batch is one
- * EVALSHA that applies its spends in arrival order and appends one
- * aggregated journal entry per (account, route) (LEDG-3). A script never
- * names keys of two slots.
+ * Spends use group commit per node: spends queued in one turn of the event
+ * loop are batched per primary (on a single Redis, one batch holds them all),
+ * and a batch is cut by hash slot into spendBatch scripts, each applying its
+ * spends in arrival order and appending one aggregated journal entry per
+ * (account, route) (LEDG-3), all sent in one pipeline. A script never names
+ * keys of two slots.
  *
  * Replication is asynchronous. A credit (and a restore) is acknowledged only
  * once `creditReplicas` replicas hold it (WAIT, default one on a cluster
@@ -274,6 +274,54 @@ export function globEscape(text: string): string {
   return text.replace(/[*?[\]\\]/g, (char) => `\\${char}`);
 }
 
+/**
+ * The spends of one batch that share a hash slot, as spendBatch takes them:
+ * accounts (as their balance and journal keys) and routes sent once each and
+ * named by 1-based index, as Lua tables are, and the spends packed into one
+ * string.
+ */
+class BatchPart {
+  readonly keys: string[] = [];
+  readonly #routes: string[] = [];
+  readonly #accountIndex = new Map<string, number>();
+  readonly #routeIndex = new Map<string, number>();
+  /** Where each spend of this part sits in the whole batch. */
+  readonly #positions: number[] = [];
+  #packed = '';
+
+  add(position: number, base: string, spend: SpendRequest): void {
+    let account = this.#accountIndex.get(base);
+    if (account === undefined) {
+      this.keys.push(`${base}balance`, `${base}journal`);
+      account = this.keys.length / 2;
+      this.#accountIndex.set(base, account);
+    }
+    let route = this.#routeIndex.get(spend.route);
+    if (route === undefined) {
+      this.#routes.push(spend.route);
+      route = this.#routes.length;
+      this.#routeIndex.set(spend.route, route);
+    }
+    this.#packed += `${account}:${spend.amount}:${route},`;
+    this.#positions.push(position);
+  }
+
+  args(): Array<string | number> {
+    return [this.#routes.length, ...this.#routes, this.#packed];
+  }
+
+  /** Writes the script's reply, one balance per spend, into the batch's results. */
+  settle(encoded: unknown, results: Array<SpendResult | Error>): void {
+    const values = typeof encoded === 'string' ? encoded.split(',') : [];
+    if (values.length !== this.#positions.length) return this.fail(new LedgerUnavailableError('the ledger returned an unexpected result'), results);
+    for (let index = 0; index < values.length; index++) results[this.#positions[index]!] = spendOutcome(toUnits(values[index]));
+  }
+
+  fail(error: Error, results: Array<SpendResult | Error>): void {
+    for (const position of this.#positions) results[position] = error;
+  }
+}
+
 class RedisLedger implements Ledger {
   /** Commands go through this handle: a Redis, or a Cluster (same command API). */
   readonly #redis: Redis;
@@ -281,8 +329,8 @@ class RedisLedger implements Ledger {
   readonly #prefix: string;
   readonly #shas: Record<ScriptName, string>;
   readonly #options: LedgerOptions;
-  /** Group commit per hash slot; one entry (slot 0) on a single Redis. */
-  readonly #groupCommits = new Map<number, GroupCommit>();
+  /** Group commit per primary (its node key); one entry on a single Redis. */
+  readonly #groupCommits = new Map<string, GroupCommit>();
   readonly #groupCommit: boolean;
   readonly #locks = new LocalLocks();
   readonly #lockWaitMs: number | undefined;
@@ -384,16 +432,17 @@ class RedisLedger implements Ledger {
   }
 
   #commitFor(account: Account): GroupCommit {
-    // A single Redis runs a script over any keys: one batch for them all.
-    const slot = this.#cluster ? calculateSlot(accountKeyBase(this.#prefix, account)) : 0;
-    let commit = this.#groupCommits.get(slot);
+    // One batch per node: on one Redis every spend of the turn; on a cluster
+    // the spends bound for the primary that owns their slot now.
+    const node = this.#cluster ? (this.#cluster.slots[calculateSlot(accountKeyBase(this.#prefix, account))]?.[0] ?? '') : '';
+    let commit = this.#groupCommits.get(node);
     if (commit === undefined) {
       commit = new GroupCommit(
         (spends) => this.#applyBatch(spends),
         resolveMaxBatchSize(this.#options.maxBatchSize),
         resolveMaxBatchesInFlight(this.#options.maxBatchesInFlight),
       );
-      this.#groupCommits.set(slot, commit);
+      this.#groupCommits.set(node, commit);
     }
     return commit;
   }
@@ -418,36 +467,61 @@ class RedisLedger implements Ledger {
     return spendOutcome(toUnits(encoded));
   }
 
-  async #applyBatch(spends: readonly SpendRequest[]): Promise<SpendResult[]> {
-    // Accounts (as their balance and journal keys) and routes are sent once
-    // each and named by 1-based index, as Lua tables are.
-    const accountIndex = new Map<string, number>();
-    const routeIndex = new Map<string, number>();
-    const keys: string[] = [];
-    const routes: string[] = [];
-    let packed = '';
-    for (const spend of spends) {
+  /**
+   * One node's batch: its spends cut by hash slot (one part on a single
+   * Redis), each part one spendBatch script, all parts in one pipeline, so
+   * one write and one read per node whatever the number of slots. A part
+   * that fails fails only its own spends.
+   */
+  async #applyBatch(spends: readonly SpendRequest[]): Promise<Array<SpendResult | Error>> {
+    const parts = new Map<number, BatchPart>();
+    for (let index = 0; index < spends.length; index++) {
+      const spend = spends[index]!;
       const base = accountKeyBase(this.#prefix, spend);
-      let account = accountIndex.get(base);
-      if (account === undefined) {
-        keys.push(`${base}balance`, `${base}journal`);
-        account = keys.length / 2;
-        accountIndex.set(base, account);
-      }
-      let route = routeIndex.get(spend.route);
-      if (route === undefined) {
-        routes.push(spend.route);
-        route = routes.length;
-        routeIndex.set(spend.route, route);
-      }
-      packed += `${account}:${spend.amount}:${route},`;
+      const slot = this.#cluster ? calculateSlot(base) : 0;
+      let part = parts.get(slot);
+      if (part === undefined) parts.set(slot, (part = new BatchPart()));
+      part.add(index, base, spend);
     }
-    const encoded = await this.#durableScript(this.#spendReplicas, 'spendBatch', keys, [routes.length, ...routes, packed]);
-    if (typeof encoded !== 'string') throw new LedgerUnavailableError('the ledger returned an unexpected result');
-    const values = encoded.split(',');
-    if (values.length !== spends.length) throw new LedgerUnavailableError('the ledger returned an unexpected result');
-    const results = new Array<SpendResult>(values.length);
-    for (let index = 0; index < values.length; index++) results[index] = spendOutcome(toUnits(values[index]));
+    const results = new Array<SpendResult | Error>(spends.length);
+    if (parts.size === 1) {
+      const [part] = parts.values();
+      part!.settle(await this.#durableScript(this.#spendReplicas, 'spendBatch', part!.keys, part!.args()), results);
+      return results;
+    }
+    const ordered = [...parts.values()];
+    const pipeline = this.#redis.pipeline();
+    for (const part of ordered) pipeline.evalsha(this.#shas.spendBatch, part.keys.length, ...part.keys, ...part.args());
+    if (this.#spendReplicas > 0) pipeline.call('WAIT', this.#spendReplicas, this.#replicaWaitMs);
+    let replies: Array<[Error | null, unknown]>;
+    try {
+      replies = (await pipeline.exec()) ?? [];
+    } catch (error) {
+      throw ledgerError(error);
+    }
+    if (this.#spendReplicas > 0) {
+      const [waitError, acknowledged] = replies[ordered.length] ?? [new Error('no reply to WAIT')];
+      if (waitError || Number(acknowledged) < this.#spendReplicas) {
+        throw new LedgerUnavailableError('the ledger is unavailable', {
+          cause: waitError ?? new Error(`${String(acknowledged)} of ${this.#spendReplicas} replicas acknowledged the spends in ${this.#replicaWaitMs} ms`),
+        });
+      }
+    }
+    await Promise.all(
+      ordered.map(async (part, index) => {
+        const [error, reply] = replies[index] ?? [new Error('no reply')];
+        if (error === null) return part.settle(reply, results);
+        // A node that does not know the script ran nothing: send it its text.
+        if (error.message.startsWith('NOSCRIPT')) {
+          try {
+            return part.settle(await this.#durableScript(this.#spendReplicas, 'spendBatch', part.keys, part.args()), results);
+          } catch (retryError) {
+            return part.fail(ledgerError(retryError), results);
+          }
+        }
+        part.fail(ledgerError(error), results);
+      }),
+    );
     return results;
   }
 
@@ -638,8 +712,9 @@ function connect(url: string, options: LedgerOptions): Redis | Cluster {
   const { nodes, username, password } = parseClusterUrl(url);
   return new Cluster(nodes, {
     lazyConnect: true,
-    // Scripts of different slots queued in one turn go to each node as one write.
-    enableAutoPipelining: true,
+    // Off: the ledger pipelines per node itself (group commit), and on the
+    // few other commands auto-pipelining costs more CPU than it saves.
+    enableAutoPipelining: false,
     // A command whose connection closed may have run: never resend it (a
     // spend could apply twice). Redirections (MOVED, ASK), TRYAGAIN and
     // CLUSTERDOWN mean it did not run, and ioredis follows or retries those.
