@@ -13,7 +13,10 @@
  * percent-encoding, dot segments, HEAD, a mount prefix) may reach the paid
  * handler or another one (a wildcard, a sub-app), and must pay either way
  * (PAY-1 to PAY-3). The same middleware serves the discovery document
- * (DISC-1) and, given a secret, the Stripe webhook (LEDG-6).
+ * (DISC-1) and, given a secret, the Stripe webhook (LEDG-6). The webhook
+ * body is the only body the middleware reads; it is capped while it
+ * streams in (a declared or actual length over the cap is answered 413
+ * before more is read), so a large post costs no memory.
  */
 import type { Context, MiddlewareHandler } from 'hono';
 import { DISCOVERY_PATH, HEADER_PAYMENT } from '../core/codec.ts';
@@ -22,6 +25,8 @@ import { handleWebhook } from './recovery.ts';
 import { pathnameOf } from './routes.ts';
 
 export const DEFAULT_WEBHOOK_PATH = '/stripe402/webhook';
+/** Stripe's event payloads are a few kilobytes; 256 KiB leaves ample room. */
+export const DEFAULT_WEBHOOK_MAX_BYTES = 256 * 1024;
 
 export interface Stripe402MiddlewareOptions {
   engine: PaymentEngine;
@@ -30,6 +35,8 @@ export interface Stripe402MiddlewareOptions {
   /** Receive Stripe webhooks, verified with this signing secret (`whsec_...`). */
   webhookSecret?: string;
   webhookPath?: string;
+  /** The largest webhook body read, in bytes (default 256 KiB); larger ones get 413 unread. */
+  webhookMaxBytes?: number;
 }
 
 /** What the middleware leaves in the context for loggers (`c.get('stripe402')`); ids unredacted, redact before logging. */
@@ -41,6 +48,12 @@ export function stripe402(options: Stripe402MiddlewareOptions): MiddlewareHandle
   const serveDiscovery = options.discovery ?? true;
   const webhookPath = options.webhookPath ?? DEFAULT_WEBHOOK_PATH;
   const webhookSecret = options.webhookSecret;
+  const webhookMaxBytes = options.webhookMaxBytes ?? DEFAULT_WEBHOOK_MAX_BYTES;
+  const deploymentId = engine.gateway.deploymentId;
+  if (webhookSecret !== undefined && !deploymentId) {
+    // Without it every PaymentIntent would be someone else's, or (worse) every one would be ours (LEDG-9).
+    throw new TypeError('the Stripe webhook needs a gateway that names its deployment (StripeSdkGateway option deploymentId)');
+  }
   // The document only changes with the route table, which is fixed at construction.
   const discoveryBody = JSON.stringify(engine.discovery());
 
@@ -52,7 +65,13 @@ export function stripe402(options: Stripe402MiddlewareOptions): MiddlewareHandle
       return c.body(discoveryBody, 200, { 'content-type': 'application/json', 'cache-control': 'public, max-age=60' });
     }
     if (webhookSecret !== undefined && method === 'POST' && path === webhookPath) {
-      const result = await handleWebhook({ gateway: engine.gateway, ledger: engine.ledger }, await c.req.text(), c.req.header('stripe-signature'), webhookSecret);
+      // A middleware ahead of this one may have read the body already (Hono keeps a copy): then only its size is checked.
+      const body = c.req.raw.bodyUsed ? await c.req.text().then((text) => (Buffer.byteLength(text) > webhookMaxBytes ? undefined : text)) : await readBounded(c.req.raw, webhookMaxBytes);
+      if (body === undefined) {
+        // The rest of the body is never read: close the connection rather than drain it.
+        return c.json({ received: false, error: 'body too large' }, 413, { connection: 'close' });
+      }
+      const result = await handleWebhook({ gateway: engine.gateway, ledger: engine.ledger, deploymentId: deploymentId! }, body, c.req.header('stripe-signature'), webhookSecret);
       return c.json(result.body, result.status);
     }
 
@@ -76,6 +95,32 @@ export function stripe402(options: Stripe402MiddlewareOptions): MiddlewareHandle
     c.set('stripe402', record);
     setResponseHeaders(c, settlement.headers);
   };
+}
+
+/**
+ * The request body as UTF-8 text, or undefined as soon as it is known to
+ * exceed `maxBytes`: from its Content-Length before anything is read, or
+ * while it streams in (chunked bodies, lying lengths), without buffering
+ * more than the cap.
+ */
+async function readBounded(request: Request, maxBytes: number): Promise<string | undefined> {
+  const declared = request.headers.get('content-length');
+  if (declared !== null && !(/^\d{1,15}$/.test(declared) && Number(declared) <= maxBytes)) return undefined;
+  if (request.body === null) return '';
+  const reader = request.body.getReader();
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    size += value.byteLength;
+    if (size > maxBytes) {
+      await reader.cancel().catch(() => undefined);
+      return undefined;
+    }
+    chunks.push(value);
+  }
+  return Buffer.concat(chunks, size).toString('utf8');
 }
 
 /**
