@@ -102,7 +102,7 @@ local function entry(kind, delta, count, route, at, payment_intent, charged_mino
 end
 `;
 
-export const SCRIPTS = {
+const SCRIPTS = {
   /*
    * KEYS: per account a, its balance (KEYS[2a-1]) and journal (KEYS[2a]);
    * on a cluster every one of them in one slot. ARGV: route count r, r
