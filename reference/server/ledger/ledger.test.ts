@@ -31,7 +31,7 @@ import {
 } from './index.ts';
 import { reachablePostgresUrl } from '../test-helpers.ts';
 import { startRedisCluster, type RedisCluster } from '../../../test/scale/redis-cluster.ts';
-import { accountKeys, paymentIntentOwnerKey } from './redis.ts';
+import { accountKeys, parseClusterUrl, paymentIntentOwnerKey } from './redis.ts';
 
 const REDIS_URL = 'redis://127.0.0.1:6379';
 const runTag = `ledger_test_${randomBytes(4).toString('hex')}`;
@@ -826,6 +826,14 @@ describe('the Redis ledger on a cluster, specifically', () => {
     await expect(openLedger('redis-cluster://')).rejects.toBeInstanceOf(TypeError);
     await expect(openLedger('redis-cluster://127.0.0.1:99999')).rejects.toBeInstanceOf(TypeError);
     await expect(openLedger(cluster.url, { keyPrefix: 'app{x}:' })).rejects.toBeInstanceOf(TypeError);
+    expect(parseClusterUrl('redis-cluster://app:p%40ss@10.0.0.1:7000,redis-b:7001')).toEqual({
+      nodes: [
+        { host: '10.0.0.1', port: 7000 },
+        { host: 'redis-b', port: 7001 },
+      ],
+      username: 'app',
+      password: 'p@ss',
+    });
   });
 
   it('is unavailable, quickly, when no node of the cluster can be reached', async () => {
