@@ -5,7 +5,7 @@
  * only those mean much. A benchmark that catches a broken guarantee (an
  * inexact balance, a balance that differs from its journal) fails the run.
  *
- *   npm run bench                          # everything, about 12 minutes
+ *   npm run bench                          # everything: about 12 minutes, and 30 more for prices
  *   npm run bench -- paid scale-out        # some sections: paid, scale-out,
  *                                          # topup, scaling, conformance, prices, ledger, emulator, mcp
  *   BENCH_DURATION=8 BENCH_ROUNDS=3 BENCH_LOAD=autocannon npm run bench -- paid

@@ -62,6 +62,18 @@ export class SkipCheck extends Error {
   }
 }
 
+/**
+ * A check whose rule does not apply to this target: an extension it does not
+ * implement (CONF-5), a variant its path does not have, an optional member it
+ * does not advertise. It does not keep a level from being reached.
+ */
+export class NotApplicable extends SkipCheck {
+  constructor(reason: string) {
+    super(reason);
+    this.name = 'NotApplicable';
+  }
+}
+
 /** A check that cannot run because something it builds on (the challenge, a funded client) is broken; another check reports that. */
 export class Prerequisite extends SkipCheck {
   constructor(reason: string) {
