@@ -580,6 +580,12 @@ export class Stripe402Client {
         charged = true;
         this.forgetPending(topUp);
         this.topUpGeneration.set(origin, this.generation(origin) + 1);
+      } else if (attempt.payload.paymentIntentId && paymentResponse?.success) {
+        // A resumed top-up served without chargeId: its PaymentIntent succeeded and a webhook or recovery credited it first (PROC-9).
+        topUp.reservation.commit(attempt.payload.paymentIntentId);
+        charged = true;
+        this.forgetPending(topUp);
+        this.topUpGeneration.set(origin, this.generation(origin) + 1);
       } else if (response.status >= 500 || paymentResponse?.errorCode === 'authentication_required') {
         // Unknown outcome, or a PaymentIntent that may still succeed: keep it counted and keep the key for the retry.
       } else if (topUp.uncertain) {

@@ -261,7 +261,7 @@ export interface PaymentResponse {
    */
   success: boolean;
   /**
-   * The PaymentIntent this request credited, present exactly when this request credited one: a top-up it charged, or a resumed top-up (AUTH-2) whose first credit it made; absent when a webhook, recovery or an earlier request credited it (PROC-9).
+   * The PaymentIntent this request charged, present exactly when this request charged (PROC-9): a top-up it created that succeeded, whoever credited it first (LEDG-4), or a top-up it resumed (AUTH-2) or found under its idempotencyKey whose first credit it made; absent when it only spent, replayed a header, or resumed or found a top-up a webhook, recovery or an earlier request credited.
    */
   chargeId?: string;
   /**

@@ -73,7 +73,7 @@ export interface Grant {
   readonly clientId: string;
   /** Balance after this request's spend, as the atomic deduction returned it (PROC-9). */
   readonly balance: number;
-  /** The PaymentIntent this request credited, if it credited one (PROC-9). */
+  /** The PaymentIntent this request charged, or credited first, if any (PROC-9). */
   readonly chargeId?: string;
   /** Its amount in the currency's smallest unit, reported as chargeAmount (PROC-17). */
   readonly chargeAmount?: number;
@@ -438,7 +438,7 @@ export class PaymentEngine {
       this.report({ stage: 'stripe', route: match.route.key, clientId, detail: `charge: the Stripe backend answered the top-up of ${topUp} units with PaymentIntent ${pi.id}, which is not the one asked for: ${wrong}` });
       return this.fail(match, { ...base, code: 'payment_failed', message: MESSAGES.payment_mismatch }, context);
     }
-    return this.settleIntent(match, price, pi, clientId, balance, context, 'charge');
+    return this.settleIntent(match, price, pi, clientId, balance, context, 'charge', true);
   }
 
   /**
@@ -499,11 +499,12 @@ export class PaymentEngine {
     balance: number,
     context: DecisionContext,
     via: 'charge' | 'resume',
+    created = false,
   ): Promise<Decision> {
     const base = { clientId, balance, currency: price.currency };
     switch (pi.status) {
       case 'succeeded':
-        return this.credit(match, price, pi, clientId, context, via);
+        return this.credit(match, price, pi, clientId, context, via, created);
       case 'requires_action':
         // The client learns this PaymentIntent's id only now, and resumes with it: record it first (SEC-9).
         if (via === 'charge') {
@@ -529,7 +530,7 @@ export class PaymentEngine {
    * (webhook, reconcile, an earlier attempt) is not credited again; the
    * request then spends like any other, and never leads to a new charge.
    */
-  private async credit(match: RouteMatch, price: Price, pi: PaymentIntentView, clientId: string, context: DecisionContext, via: 'charge' | 'resume'): Promise<Decision> {
+  private async credit(match: RouteMatch, price: Price, pi: PaymentIntentView, clientId: string, context: DecisionContext, via: 'charge' | 'resume', created: boolean): Promise<Decision> {
     const { route } = match;
     const units = Number(pi.metadata[METADATA_UNITS]);
     let result;
@@ -548,10 +549,10 @@ export class PaymentEngine {
       context.fault = 'ledger';
       return this.unavailable(context);
     }
-    // PROC-9: chargeId exactly when this request credited the PaymentIntent.
+    // PROC-9: chargeId when this request created the PaymentIntent (a webhook may have credited it first), or made its first credit.
     if (result.spent) return this.serve(match, price, clientId, result.balance, pi, context);
     const spent = await this.ledger.spend({ clientId, currency: price.currency, amount: price.amount, route: route.key });
-    if (spent.ok) return this.serve(match, price, clientId, spent.balance, result.credited ? pi : undefined, context);
+    if (spent.ok) return this.serve(match, price, clientId, spent.balance, created || result.credited ? pi : undefined, context);
     const message = via === 'charge' ? MESSAGES.insufficient_after_topup : MESSAGES.insufficient_credits;
     return this.fail(match, { code: 'insufficient_credits', message, clientId, balance: spent.balance, currency: price.currency }, context);
   }
@@ -626,7 +627,7 @@ export class PaymentEngine {
 
   // ---- responses ----
 
-  /** Grants the request; `charge` is the PaymentIntent this request credited, if any (PROC-9, PROC-17). */
+  /** Grants the request; `charge` is the PaymentIntent this request charged or credited first, if any (PROC-9, PROC-17). */
   private serve(match: RouteMatch, price: Price, clientId: string, balance: number, charge: PaymentIntentView | undefined, context: DecisionContext): Decision {
     context.clientId = clientId;
     if (charge) context.chargeId = charge.id;

@@ -438,12 +438,12 @@ export async function startSpecServer(options: SpecServerOptions): Promise<SpecS
         throw stripeFailure(error, clientId);
       }
       if (idempotencyKey) keyed.get(`${clientId}:${idempotencyKey}`)!.paymentIntentId = intent.id;
-      return settle(intent, offer, clientId, idempotencyKey);
+      return settle(intent, offer, clientId, idempotencyKey, true);
     });
   }
 
-  /** Table 8.3 for a PaymentIntent this request created or resumed. */
-  async function settle(intent: Stripe.PaymentIntent, offer: SpecOffer, clientId: string, idempotencyKey?: string): Promise<Outcome> {
+  /** Table 8.3 for a PaymentIntent this request created (`created`) or found again under its key. */
+  async function settle(intent: Stripe.PaymentIntent, offer: SpecOffer, clientId: string, idempotencyKey?: string, created = false): Promise<Outcome> {
     if (intent.status === 'succeeded') {
       await awaitWebhookCredit(intent.id);
       const credited = ledger.credit(intent.id, clientId, offer.currency, Number(intent.metadata.stripe402_units));
@@ -451,7 +451,8 @@ export async function startSpecServer(options: SpecServerOptions): Promise<SpecS
       const remaining = ledger.spend(clientId, offer.currency, offer.amount);
       // A concurrent spend took the credit a webhook made before us: the top-up happened, the request is not paid.
       if (remaining === undefined) throw new PaymentError('insufficient_credits', clientId);
-      return { kind: 'serve', clientId, remaining, ...(credited ? { chargeId: intent.id, chargeAmount: intent.amount } : {}) };
+      // PROC-9: a request that charged reports it, whoever credited first; one that found the key's top-up only when it credited it.
+      return { kind: 'serve', clientId, remaining, ...(created || credited ? { chargeId: intent.id, chargeAmount: intent.amount } : {}) };
     }
     if (intent.status === 'requires_action') {
       if (ext.cardAuthentication) {

@@ -364,6 +364,44 @@ describe('error codes', () => {
     expect(paymentOf(proxy.requests.at(-1)!)).toEqual({ stripe402Version: 1, clientId: expect.stringMatching(/^[0-9a-f]{64}$/) });
   });
 
+  it('a resumed top-up a webhook credited first is served without chargeId and still counted as charged', async () => {
+    // The emulator's webhook goes through a relay that tells when the server has taken the credit (LEDG-4).
+    const secret = 'whsec_client_resume_after_webhook';
+    const hooked = await stack.freshServer(undefined, { webhookSecret: secret });
+    const relayProxy = await startRecordingProxy(hooked.url);
+    let delivered!: () => void;
+    const credited = new Promise<void>((resolve) => (delivered = resolve));
+    const relay = createServer((req, res) => {
+      const chunks: Buffer[] = [];
+      req.on('data', (chunk: Buffer) => chunks.push(chunk));
+      req.on('end', () => {
+        void fetch(`${hooked.url}/stripe402/webhook`, { method: 'POST', headers: req.headers as Record<string, string>, body: Buffer.concat(chunks) }).then(async (answer) => {
+          res.writeHead(answer.status).end(await answer.text());
+          if (answer.ok) delivered();
+        });
+      });
+    });
+    await new Promise<void>((resolve) => relay.listen(0, '127.0.0.1', resolve));
+    stack.emulator.setWebhook({ url: `http://127.0.0.1:${(relay.address() as AddressInfo).port}/`, secret });
+    try {
+      const budget = new BudgetPolicy();
+      const client = new Stripe402Client({ paymentMethodId: 'pm_card_authenticationRequired', budget });
+      const auth = (await rejection(client.fetch(`${relayProxy.url}/api/joke`))) as AuthenticationRequiredError;
+      expect(auth).toBeInstanceOf(AuthenticationRequiredError);
+      await (await fetch(`${auth.nextActionUrl}${auth.nextActionUrl!.includes('?') ? '&' : '?'}action=complete`)).text();
+      await credited;
+      const response = await auth.resume();
+      expect(response.status).toBe(200);
+      const said = JSON.parse(Buffer.from(response.headers.get('payment-response')!, 'base64').toString('utf8'));
+      expect(said.chargeId).toBeUndefined();
+      expect(budget.charges()).toEqual([expect.objectContaining({ state: 'charged' })]);
+    } finally {
+      stack.emulator.setWebhook(null);
+      await new Promise((resolve) => relay.close(resolve));
+      await relayProxy.close();
+    }
+  });
+
   it('onAuthenticationRequired completes authentication and the same call then succeeds', async () => {
     const client = new Stripe402Client({
       paymentMethodId: 'pm_card_authenticationRequired',
