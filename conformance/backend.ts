@@ -57,6 +57,26 @@ export class Backend {
     return this.stripe.paymentIntents.retrieve(id);
   }
 
+  private readonly customerClients = new Map<string, Promise<string | undefined>>();
+
+  /**
+   * The client id a PaymentIntent's Customer names in its metadata (stripe402 v1 sets it on the Customer, not on the
+   * PaymentIntent), or undefined when it has no Customer or the Customer names none.
+   */
+  customerClientId(intent: Stripe.PaymentIntent): Promise<string | undefined> {
+    const customer = typeof intent.customer === 'string' ? intent.customer : intent.customer?.id;
+    if (!customer) return Promise.resolve(undefined);
+    let found = this.customerClients.get(customer);
+    if (!found) {
+      found = this.stripe.customers.retrieve(customer).then(
+        (c) => ('deleted' in c && c.deleted ? undefined : (c as Stripe.Customer).metadata?.[METADATA_CLIENT_ID]),
+        () => undefined,
+      );
+      this.customerClients.set(customer, found);
+    }
+    return found;
+  }
+
   /** A PaymentIntent by id, or undefined when the backend has none by that id (a target that reported a charge that never happened). */
   async find(id: string): Promise<Stripe.PaymentIntent | undefined> {
     try {

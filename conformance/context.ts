@@ -107,6 +107,8 @@ export class RunContext {
   readonly balances = new Map<string, number>();
   /** Client id of each card, once learned. */
   readonly cardClients = new Map<string, string>();
+  /** Every card (PaymentMethod id) the suite sent in a payload, answered or not: 11/money-is-conserved derives their client ids. */
+  readonly cardsSent = new Set<string>();
   private randomState: number;
   private readonly memos = new Map<string, Promise<unknown>>();
 
@@ -484,6 +486,7 @@ export class RunContext {
   /** Records what a response to a payload the suite built says about balances and charges. */
   private learn(exchange: Exchange, payload: Partial<PaymentPayload>, accept: PaymentRequirements | undefined): void {
     const answer = exchange.answer;
+    if (typeof payload.paymentMethodId === 'string') this.cardsSent.add(payload.paymentMethodId);
     if (!accept || answer.clientId === undefined) return;
     const currency = typeof payload.currency === 'string' ? payload.currency : accept.currency;
     if (isClientId(answer.clientId)) {

@@ -159,7 +159,7 @@ export const authenticationChecks: CheckDefinition[] = [
         throw new SkipCheck('the backend did not complete authentication on a GET of the next-action URL');
       }
       const answer = expectServed(resumed, 'the retry with paymentIntentId');
-      // This request credits the PaymentIntent, unless a webhook or reconciliation did first (LEDG-4): then PROC-9 wants no chargeId.
+      // A resume credits the PaymentIntent, unless a webhook or reconciliation did first (LEDG-4): then PROC-9 wants no chargeId.
       // Either way the balance shows exactly one credit.
       expect(
         answer.chargeId === pending.paymentIntentId || answer.chargeId === undefined,

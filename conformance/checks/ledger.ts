@@ -3,7 +3,8 @@
  * spends never overdraws a balance, and at the end of the run the money the
  * backend collected for each client equals the credit the target granted.
  */
-import { unitsToMinor } from '../../reference/core/index.ts';
+import { deriveClientId, unitsToMinor } from '../../reference/core/index.ts';
+import { METADATA_CLIENT_ID } from '../backend.ts';
 import { describeWithRequest, isSuccess, type Exchange } from '../exchange.ts';
 import { expectBalance, expectError, goodCard } from './helpers.ts';
 import { CheckFailure, SkipCheck, expect, type CheckDefinition } from './types.ts';
@@ -45,7 +46,7 @@ export const ledgerChecks: CheckDefinition[] = [
     requirement: 'LEDG-4',
     late: true,
     async run(ctx) {
-      // PROC-9: chargeId is there exactly when the request credited the PaymentIntent, so a second answer naming it is a second credit.
+      // PROC-9: chargeId is there when the request charged, or resumed and credited first: a second answer naming it is a second credit.
       const seen = new Map<string, Exchange>();
       let charges = 0;
       for (const exchange of ctx.observed) {
@@ -74,13 +75,25 @@ export const ledgerChecks: CheckDefinition[] = [
     async run(ctx) {
       const backend = ctx.requireBackend();
       const clients = new Set([...ctx.clientsUsed, ...[...ctx.charges.values()].map((c) => c.clientId)]);
+      // A card whose answer named no client (an error body, say) may still have been charged: with the server secret,
+      // its client id is known from its fingerprint (CID-1).
+      const secret = ctx.options.serverSecret;
+      if (secret) {
+        for (const card of ctx.cardsSent) {
+          const fingerprint = await backend.fingerprint(card).catch(() => undefined);
+          if (fingerprint) clients.add(await deriveClientId(secret, fingerprint));
+        }
+      }
       if (clients.size === 0) throw new SkipCheck('the run used no client');
       const intents = (await backend.recentPaymentIntents()).filter((i) => i.status === 'succeeded');
+      // A charge is the client's by its metadata (PROC-14), else by its Customer's (stripe402 v1 puts the client id there).
+      const owner = new Map<string, string | undefined>();
+      for (const intent of intents) owner.set(intent.id, intent.metadata?.[METADATA_CLIENT_ID] ?? (await backend.customerClientId(intent)));
       for (const clientId of clients) {
         const credited = [...ctx.charges.values()].filter((c) => c.clientId === clientId);
-        // A charge is the client's by its metadata (PROC-14) or because the target credited it to the client (its chargeId,
-        // or a resume the suite completed): a target without metadata is judged for that by 5/top-up-metadata-names-client-and-units.
-        const charged = intents.filter((i) => i.metadata?.stripe402_client_id === clientId);
+        // Or because the target credited it to the client (its chargeId, or a resume the suite completed): a target
+        // without metadata is judged for that by 5/top-up-metadata-names-client-and-units.
+        const charged = intents.filter((i) => owner.get(i.id) === clientId);
         for (const charge of credited) {
           if (charged.some((i) => i.id === charge.paymentIntentId)) continue;
           const intent = intents.find((i) => i.id === charge.paymentIntentId) ?? (await backend.find(charge.paymentIntentId));
