@@ -5,7 +5,7 @@
  * no MUST failure and no level claimed over a skipped MUST check. Two
  * conforming servers: the reference server (on one in-memory PGlite ledger
  * shared by every configuration, each with its own server secret) and the
- * spec-alone server with every extension on or off. The runs here are few,
+ * spec-alone server with each optional extension on or off. The runs here are few,
  * to keep `npm test` short; bench/conformance-prices.bench.ts runs 200.
  * A failure prints the configuration, the seed and every failed check.
  */
