@@ -6,7 +6,7 @@
  * check matched; 3 target unreachable or harness error).
  * Kept apart from cli.ts so tests can run it in-process.
  */
-import { mkdir, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import type { ConformanceReport } from '../reference/core/index.ts';
@@ -63,7 +63,8 @@ function buildProgram(io: CommandIO): Command {
     .option('--target <url>', 'a paid resource, or a base URL whose paid routes /.well-known/stripe402 lists')
     .option('--stripe-url <url>', 'base URL of the Stripe backend (the emulator, stripe-mock, or https://api.stripe.com)')
     .option('--stripe-key <key>', 'secret key of the Stripe backend (sk_test_...): enables backend-verified checks')
-    .option('--server-secret <secret>', 'the server secret: enables the client id derivation check')
+    .option('--server-secret-file <file>', 'a file holding the server secret (or set STRIPE402_SERVER_SECRET): enables the client id derivation check')
+    .option('--server-secret <secret>', 'the server secret itself (discouraged: visible in process lists; use --server-secret-file or STRIPE402_SERVER_SECRET)')
     .option('--card <pm>', 'a test PaymentMethod (repeatable), used before the default cards; prefix declined: or auth: for those roles', collect)
     .option('--cards-only', 'use only the good cards given with --card, not the default ones too')
     .option('--failing-route <path>', 'a paid route whose handler answers 5xx ("/api/fail" or "POST /api/fail")')
@@ -95,6 +96,7 @@ interface ParsedOptions {
   stripeUrl?: string;
   stripeKey?: string;
   serverSecret?: string;
+  serverSecretFile?: string;
   card?: string[];
   cardsOnly?: boolean;
   profile: Profile;
@@ -145,6 +147,18 @@ export async function main(argv: string[], io: CommandIO = defaultIO()): Promise
     return 2;
   }
 
+  // The secret comes from a file or the environment; on the command line it is visible to every process of the machine.
+  let serverSecret: string | undefined = opts.serverSecret;
+  if (opts.serverSecretFile) {
+    try {
+      serverSecret = (await readFile(opts.serverSecretFile, 'utf8')).replace(/\r?\n$/, '');
+    } catch (error) {
+      io.stderr(`error: cannot read --server-secret-file ${opts.serverSecretFile}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}\n`);
+      return 2;
+    }
+  }
+  serverSecret ||= process.env.STRIPE402_SERVER_SECRET || undefined;
+
   const options: ConformanceOptions = {
     target: opts.target,
     level: opts.level,
@@ -160,7 +174,7 @@ export async function main(argv: string[], io: CommandIO = defaultIO()): Promise
     ...(opts.concurrency !== undefined ? { concurrency: opts.concurrency } : {}),
     ...(cards ? { cards } : {}),
     ...(opts.failingRoute ? { failingRoute: opts.failingRoute } : {}),
-    ...(opts.serverSecret ? { serverSecret: opts.serverSecret } : {}),
+    ...(serverSecret ? { serverSecret } : {}),
     ...(opts.stripeUrl ? { stripeUrl: opts.stripeUrl } : {}),
     ...(opts.stripeKey ? { stripeKey: opts.stripeKey } : {}),
   };

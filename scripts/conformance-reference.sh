@@ -28,7 +28,7 @@ for _ in $(seq 1 180); do
 done
 curl -fs "http://127.0.0.1:$server_port/health" >/dev/null || { cat "$work/server.log" >&2; exit 3; }
 
-node bin/conformance.js --target "http://127.0.0.1:$server_port" \
+STRIPE402_SERVER_SECRET="$secret" node bin/conformance.js --target "http://127.0.0.1:$server_port" \
   --stripe-url "http://127.0.0.1:$emulator_port" --stripe-key sk_test_emulator \
-  --server-secret "$secret" --failing-route /api/fail --level all \
+  --failing-route /api/fail --level all \
   --json "$out/report.json" --junit "$out/junit.xml" --badge "$out/badge.svg"

@@ -6,7 +6,7 @@
  * and a failed property prints a replay command that reproduces it.
  */
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -46,7 +46,12 @@ afterAll(async () => {
   rmSync(dir, { recursive: true, force: true });
 });
 
-const backend = () => ['--stripe-url', target.stripeUrl, '--stripe-key', target.stripeKey, '--server-secret', target.serverSecret, '--failing-route', '/api/fail'];
+/** The backend options of a full run; the server secret from a file, as a deployment passes it (not on the command line). */
+const backend = () => {
+  const secretFile = path.join(dir, 'server-secret');
+  writeFileSync(secretFile, `${target.serverSecret}\n`, { mode: 0o600 });
+  return ['--stripe-url', target.stripeUrl, '--stripe-key', target.stripeKey, '--server-secret-file', secretFile, '--failing-route', '/api/fail'];
+};
 
 describe('the conformance CLI', () => {
   /** One `--level all` run against the reference server, shared by the tests that judge it. */
@@ -96,6 +101,28 @@ describe('the conformance CLI', () => {
     const endpoint = JSON.parse(readFileSync(path.join(dir, 'badge.json'), 'utf8'));
     expect(endpoint).toEqual({ schemaVersion: 1, label: 'stripe402 v1', message: `extensions · ${report.startedAt.slice(0, 10)}`, color: expect.any(String) });
   }, 180_000);
+
+  it('reads the server secret from STRIPE402_SERVER_SECRET, and refuses an unreadable --server-secret-file', async () => {
+    const only = ['--target', `${target.url}/api/joke`, '--stripe-url', target.stripeUrl, '--stripe-key', target.stripeKey, '--level', 'ledger', '--only', '6/client-id-is-hmac-of-fingerprint'];
+    const derivation = async () => {
+      const json = path.join(dir, 'secret.json');
+      await main([...only, '--json', json], captureIO());
+      return (JSON.parse(readFileSync(json, 'utf8')) as ConformanceReport).checks[0]!.status;
+    };
+    const inherited = process.env.STRIPE402_SERVER_SECRET;
+    try {
+      delete process.env.STRIPE402_SERVER_SECRET;
+      expect(await derivation()).toBe('skipped');
+      process.env.STRIPE402_SERVER_SECRET = target.serverSecret;
+      expect(await derivation()).toBe('passed');
+    } finally {
+      if (inherited === undefined) delete process.env.STRIPE402_SERVER_SECRET;
+      else process.env.STRIPE402_SERVER_SECRET = inherited;
+    }
+    const io = captureIO();
+    expect(await main([...only, '--server-secret-file', path.join(dir, 'no-such-file')], io)).toBe(2);
+    expect(io.err).toContain('cannot read --server-secret-file');
+  }, 60_000);
 
   it('runs only the checks whose ids start with an --only prefix', async () => {
     const json = path.join(dir, 'only.json');
