@@ -196,26 +196,35 @@ export class RunContext {
       headers['content-type'] ??= 'application/json';
     }
     const request = { method, path: options.path ?? route.path, headers, body };
-    let response;
-    try {
-      response = await this.transport.request(request);
-    } catch (error) {
-      if (error instanceof TransportError) {
-        throw new CheckFailure(
-          `an HTTP response to ${method} ${request.path}`,
-          error.message,
-        );
+    for (let retry = 0; ; retry++) {
+      let response;
+      try {
+        response = await this.transport.request(request);
+      } catch (error) {
+        if (error instanceof TransportError) {
+          throw new CheckFailure(
+            `an HTTP response to ${method} ${request.path}`,
+            error.message,
+          );
+        }
+        throw error;
       }
-      throw error;
+      const exchange = toExchange(request, response, payload);
+      if (sent !== undefined) {
+        this.observed.push(exchange);
+        // Every answer teaches a balance, also one to an invalid header that a lax target served anyway.
+        this.learn(exchange, (payload ?? looseMembers(sent)) as Partial<PaymentPayload>, route.accept);
+      }
+      // A conforming target may refuse any request under a rate limit (Section 10.7); like a client (ERR-12), the
+      // suite repeats it after Retry-After, so that a limit the run provoked is not judged as the rule a check tests.
+      const wait = this.retryRateLimited && retry < RATE_LIMIT_RETRIES ? rateLimitWait(exchange) : undefined;
+      if (wait === undefined) return exchange;
+      await new Promise((resolve) => setTimeout(resolve, wait * 1000 + 100));
     }
-    const exchange = toExchange(request, response, payload);
-    if (sent !== undefined) {
-      this.observed.push(exchange);
-      // Every answer teaches a balance, also one to an invalid header that a lax target served anyway.
-      this.learn(exchange, (payload ?? looseMembers(sent)) as Partial<PaymentPayload>, route.accept);
-    }
-    return exchange;
   }
+
+  /** Whether send() repeats a request refused `rate_limited` after its Retry-After; off for the checks of rate limits. */
+  retryRateLimited = true;
 
   /**
    * Sends a payload to the paid route (or another). A route whose price is
@@ -584,4 +593,17 @@ async function loadDiscovery(transport: HttpTransport): Promise<Target['discover
   const checked = checkDiscoveryDocument(json);
   if (!checked.ok) return { status: response.status, contentType, error: `${DISCOVERY_PATH} does not validate: ${checked.error.detail}` };
   return { status: response.status, contentType, document: checked.value };
+}
+
+/** How often send() repeats a request refused under a rate limit, and the longest Retry-After it waits for. */
+const RATE_LIMIT_RETRIES = 3;
+const RATE_LIMIT_MAX_WAIT_SECONDS = 10;
+
+/** The Retry-After of a `rate_limited` refusal in seconds, when the suite will wait for it; else undefined. */
+function rateLimitWait(exchange: Exchange): number | undefined {
+  if (exchange.status !== 402 || errorCodeOf(exchange) !== 'rate_limited') return undefined;
+  const value = headerValue(exchange.headers, 'retry-after')?.trim();
+  if (value === undefined || !/^\d+$/.test(value)) return undefined;
+  const seconds = Number(value);
+  return seconds <= RATE_LIMIT_MAX_WAIT_SECONDS ? seconds : undefined;
 }

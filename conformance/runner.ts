@@ -234,6 +234,7 @@ async function runCheck(ctx: RunContext, check: CheckDefinition, harnessErrors: 
     durationMs: 0,
   };
   try {
+    ctx.retryRateLimited = !check.seesRateLimits;
     const observation = await check.run(ctx);
     if (check.severity === 'info') {
       result.status = 'info';

@@ -23,6 +23,8 @@ export interface CheckDefinition {
   property?: boolean;
   /** Runs after every other check (it judges what the whole run observed); still reported in registry order. */
   late?: boolean;
+  /** Judges rate-limited answers themselves: the run does not repeat a `rate_limited` request after Retry-After for it. */
+  seesRateLimits?: boolean;
   /**
    * Runs the check. Returns nothing to pass, or an observation string for an
    * `info` check; throws CheckFailure, SkipCheck or Prerequisite otherwise.
