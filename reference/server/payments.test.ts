@@ -386,6 +386,29 @@ describe.each(LEDGER_KINDS)('the reference server on the %s ledger', (kind) => {
       }
     });
 
+    it('reports chargeId on the request that charged although the webhook credited first (PROC-9)', async () => {
+      const webhookSecret = 'whsec_test_reference_server_0002';
+      const { url, engine } = await start({ webhookSecret });
+      const clientId = await engine.clientIdFor(visaFingerprint);
+      emulator.setWebhook({ url: `${url}/stripe402/webhook`, secret: webhookSecret, retryDelaysMs: [50, 100, 200] });
+      // The engine's credit (the one that also spends) waits until the webhook's credit has landed: LEDG-4's race, settled.
+      const inner = ledger.creditTopUp.bind(ledger);
+      ledger.creditTopUp = async (credit) => {
+        if (credit.spend) await eventually(() => ledger.isCredited(credit.paymentIntentId));
+        return inner(credit);
+      };
+      try {
+        const paid = await request(`${url}/api/joke`, { payment: { ...V, paymentMethodId: VISA } });
+        const [pi] = paymentIntentsOf(emulator, clientId);
+        expect(paid.status).toBe(200);
+        expect(paid.payment).toMatchObject({ success: true, chargeId: pi!.id, chargeAmount: 500, creditsRemaining: 40_000 });
+        await emulator.webhooksIdle(5_000);
+        expect((await ledger.journal({ clientId, currency: 'usd' })).filter((e) => e.kind === 'topup')).toHaveLength(1);
+      } finally {
+        delete (ledger as { creditTopUp?: unknown }).creditTopUp;
+      }
+    });
+
     it('by reconcile', async () => {
       const { url, gateway, engine, deploymentId } = await start();
       const clientId = await engine.clientIdFor(visaFingerprint);
