@@ -138,6 +138,10 @@ export const CHECK_CATEGORIES: Readonly<Record<string, Category>> = Object.freez
   '12/listed-routes-answer-matching-challenge': 'strict',
   '12/discovery-reveals-nothing': 'strict',
   '13/https-outside-loopback': 'v1',
+  // Rate limits (Section 10.7) are not in v1: its servers limit nothing and have no rate_limited answer.
+  '13/unknown-client-ids-limited': 'strict',
+  '13/limited-answer-well-formed': 'strict',
+  '13/limited-request-changes-nothing': 'strict',
   '15/v1-payload-shapes-served': 'v1',
   '15/no-extension-member-required': 'v1',
 });

@@ -89,6 +89,15 @@ export const ledgerChecks: CheckDefinition[] = [
       // A charge is the client's by its metadata (PROC-14), else by its Customer's (stripe402 v1 puts the client id there).
       const owner = new Map<string, string | undefined>();
       for (const intent of intents) owner.set(intent.id, intent.metadata?.[METADATA_CLIENT_ID] ?? (await backend.customerClientId(intent)));
+      // A charge that names no client at all, made while the run was sending top-ups and never reported, is money no
+      // client can be credited for.
+      const orphans = ctx.cardsSent.size === 0 ? [] : intents.filter((i) => owner.get(i.id) === undefined && !ctx.charges.has(i.id));
+      if (orphans.length > 0) {
+        throw new CheckFailure(
+          'every succeeded charge of the run attributable to a client (PaymentIntent or Customer metadata, or a reported chargeId)',
+          `${orphans.length} succeeded PaymentIntents attributable to no client: ${orphans.map((i) => `${i.id} (${i.amount} ${i.currency})`).join(', ')}`,
+        );
+      }
       for (const clientId of clients) {
         const credited = [...ctx.charges.values()].filter((c) => c.clientId === clientId);
         // Or because the target credited it to the client (its chargeId, or a resume the suite completed): a target

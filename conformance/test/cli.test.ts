@@ -103,7 +103,9 @@ describe('the conformance CLI', () => {
   }, 180_000);
 
   it('reads the server secret from STRIPE402_SERVER_SECRET, and refuses an unreadable --server-secret-file', async () => {
-    const only = ['--target', `${target.url}/api/joke`, '--stripe-url', target.stripeUrl, '--stripe-key', target.stripeKey, '--level', 'ledger', '--only', '6/client-id-is-hmac-of-fingerprint'];
+    // A target of its own: the derivation check funds cards, which would spare later runs on the shared target their charges.
+    const own = await startReferenceTarget();
+    const only = ['--target', `${own.url}/api/joke`, '--stripe-url', own.stripeUrl, '--stripe-key', own.stripeKey, '--level', 'ledger', '--only', '6/client-id-is-hmac-of-fingerprint'];
     const derivation = async () => {
       const json = path.join(dir, 'secret.json');
       await main([...only, '--json', json], captureIO());
@@ -113,16 +115,17 @@ describe('the conformance CLI', () => {
     try {
       delete process.env.STRIPE402_SERVER_SECRET;
       expect(await derivation()).toBe('skipped');
-      process.env.STRIPE402_SERVER_SECRET = target.serverSecret;
+      process.env.STRIPE402_SERVER_SECRET = own.serverSecret;
       expect(await derivation()).toBe('passed');
+      const io = captureIO();
+      expect(await main([...only, '--server-secret-file', path.join(dir, 'no-such-file')], io)).toBe(2);
+      expect(io.err).toContain('cannot read --server-secret-file');
     } finally {
       if (inherited === undefined) delete process.env.STRIPE402_SERVER_SECRET;
       else process.env.STRIPE402_SERVER_SECRET = inherited;
+      await own.close();
     }
-    const io = captureIO();
-    expect(await main([...only, '--server-secret-file', path.join(dir, 'no-such-file')], io)).toBe(2);
-    expect(io.err).toContain('cannot read --server-secret-file');
-  }, 60_000);
+  }, 90_000);
 
   it('runs only the checks whose ids start with an --only prefix', async () => {
     const json = path.join(dir, 'only.json');
