@@ -17,7 +17,7 @@
 import pg from 'pg';
 import { Redis } from 'ioredis';
 import { PGlite } from '@electric-sql/pglite';
-import { openLedger, openSqlLedger, type Ledger } from '../reference/server/ledger/index.ts';
+import { openLedger, openSqlLedger, type Ledger } from '@stripe402/server/ledger';
 import { freshTag, postgresUrl, startPrivateRedis, type LedgerKind } from '../test/scale/services.ts';
 import { machineLine, table, ledgerArguments, runWhenScript } from './harness.ts';
 

@@ -6,12 +6,13 @@
  * tests and the broken-server proofs all go through runConformance.
  */
 import { readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import {
   STRIPE402_VERSION,
   validateConformanceReport,
   type CheckResult,
   type ConformanceReport,
-} from '../reference/core/index.ts';
+} from '@stripe402/core';
 import { Backend } from './backend.ts';
 import { CHECKS, sectionOf, type CheckDefinition, type Level } from './checks/index.ts';
 import { CheckFailure, SkipCheck } from './checks/types.ts';
@@ -342,7 +343,8 @@ function resolveOptions(options: ConformanceOptions): ResolvedOptions {
 
 function packageVersion(): string {
   try {
-    return (JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }).version;
+    // The package's own manifest, found by name from source and from the build alike.
+    return (JSON.parse(readFileSync(createRequire(import.meta.url).resolve('@stripe402/conformance/package.json'), 'utf8')) as { version: string }).version;
   } catch {
     return '0.0.0';
   }

@@ -16,7 +16,7 @@ import { existsSync } from 'node:fs';
 import { copyFile, mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import { STRIPE402_VERSION } from '../reference/core/index.ts';
+import { STRIPE402_VERSION } from '@stripe402/core';
 import { loadRequirements, loadSections, specFiles } from './spec-requirements.ts';
 import { buildApi, type ApiResult } from './sitegen/api.ts';
 import { BADGE_PATH, REPORT_DIR, placeBadge, type BadgeResult } from './sitegen/badge.ts';

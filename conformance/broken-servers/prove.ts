@@ -6,7 +6,7 @@
  * them for the issue note).
  */
 import { randomUUID } from 'node:crypto';
-import type { CheckResult, ConformanceReport } from '../../reference/core/index.ts';
+import type { CheckResult, ConformanceReport } from '@stripe402/core';
 import { runConformance } from '../runner.ts';
 import { BREAKS, startBrokenServer, type BreakInfo, type BreakName } from './server.ts';
 

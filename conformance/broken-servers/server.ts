@@ -42,7 +42,7 @@ import {
   type PaymentRequiredResponse,
   type PaymentRequirements,
   type PaymentResponse,
-} from '../../reference/core/index.ts';
+} from '@stripe402/core';
 import { BREAKS, type BreakName } from './breaks.ts';
 
 export { BREAKS, UNBREAKABLE, type BreakName, type BreakInfo } from './breaks.ts';

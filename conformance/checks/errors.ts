@@ -3,7 +3,7 @@
  * rule broken by any error path (not only the ones a dedicated check visits)
  * is found. Also the invalid-input property and declined cards.
  */
-import { ERROR_CODES, decodePaymentHeader } from '../../reference/core/index.ts';
+import { ERROR_CODES, decodePaymentHeader } from '@stripe402/core';
 import { delivered, describe, describeWithRequest, headerValue } from '../exchange.ts';
 import { invalidInputProperty } from '../properties/invalid-input.ts';
 import { expectError, show } from './helpers.ts';

@@ -4,7 +4,7 @@
  * charge is needed), serialized and idempotent charging, replays, and the
  * restore of credit when the handler fails.
  */
-import { encodeHeader } from '../../reference/core/index.ts';
+import { encodeHeader } from '@stripe402/core';
 import type { RunContext, Route } from '../context.ts';
 import { describe, headerValue } from '../exchange.ts';
 import { modelProperty } from '../properties/model.ts';

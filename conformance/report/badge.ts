@@ -4,7 +4,7 @@
  * alone. The message names the spec version, the level reached and the date,
  * e.g. "stripe402 v1 | ledger · 2026-11-22".
  */
-import type { ConformanceReport } from '../../reference/core/index.ts';
+import type { ConformanceReport } from '@stripe402/core';
 import { xmlEscape } from './junit.ts';
 
 /** What both badge forms say. */

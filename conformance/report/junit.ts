@@ -5,7 +5,7 @@
  * <system-out> so CI dashboards show it without failing, and skipped and info
  * checks are <skipped> with their reason.
  */
-import type { CheckResult, ConformanceReport } from '../../reference/core/index.ts';
+import type { CheckResult, ConformanceReport } from '@stripe402/core';
 import { sectionTitle } from '../requirements.ts';
 
 /** XML-escapes text for element content and attribute values, dropping characters XML 1.0 forbids. */

@@ -4,7 +4,7 @@
  * replay details under a failed property, then the list of failures and the
  * totals with the time taken.
  */
-import type { CheckResult, ConformanceReport } from '../../reference/core/index.ts';
+import type { CheckResult, ConformanceReport } from '@stripe402/core';
 import { sectionTitle } from '../requirements.ts';
 
 export interface TextOptions {

@@ -1,7 +1,9 @@
 /**
- * reference/server: the stripe402 payment engine, its Hono middleware, the
- * Stripe gateway, webhook and reconcile recovery, and the standalone server
- * with the demo API. The ledgers live in ./ledger.
+ * @stripe402/server: the framework-free stripe402 payment engine, the
+ * Stripe gateway, webhook and reconcile recovery, what every HTTP adapter
+ * shares, and the Fetch-API handler. The ledgers live in
+ * `@stripe402/server/ledger`; the framework adapters in @stripe402/hono,
+ * @stripe402/express and @stripe402/fastify.
  */
 export { PaymentEngine, stripeIdempotencyKey, EXPOSED_HEADERS } from './engine.ts';
 export type { EngineOptions, Decision, DecisionContext, Grant, Settlement, InternalErrorEvent } from './engine.ts';
@@ -9,12 +11,9 @@ export { compileRoutes, canonicalSegments, pathnameOf, chargeStep, RouteTable, R
 export type { PaidRouteConfig, PaidRoute, Price, RouteMatch } from './routes.ts';
 export { createStripeClient, StripeSdkGateway, METADATA_CLIENT_ID, METADATA_UNITS, METADATA_CURRENCY, METADATA_IDEMPOTENCY_KEY } from './gateway.ts';
 export type { StripeGateway, ChargeRequest, PaymentIntentView, PaymentMethodView, GatewayFailure, GatewayFailureKind, Outcome, StripeClientOptions } from './gateway.ts';
-export { stripe402, DEFAULT_WEBHOOK_PATH } from './middleware.ts';
-export type { Stripe402MiddlewareOptions, Stripe402Variables } from './middleware.ts';
+export { createPaywall, PaywallConfigError, DEFAULT_WEBHOOK_PATH } from './adapter.ts';
+export type { Stripe402Options, Paywall, PaywallRoute } from './adapter.ts';
+export { stripe402Fetch, type FetchHandler } from './fetch.ts';
 export { creditPaymentIntent, handleWebhook, reconcile, parseSince } from './recovery.ts';
 export type { ReconcileReport, WebhookResult, RecoveryOutcome } from './recovery.ts';
-export { createDemoApp, requestLogger, DEMO_ROUTES } from './app.ts';
-export type { DemoAppOptions } from './app.ts';
-export { startServer, resolveServerSecret, DEFAULT_PORT, DEFAULT_HOST } from './standalone.ts';
-export type { ServerOptions, RunningServer } from './standalone.ts';
 export { jsonLogger, redact, scrub, silentLogger, type LogSink, type LogEntry } from './log.ts';

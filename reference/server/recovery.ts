@@ -6,8 +6,8 @@
  * (client retry, webhook, reconcile) safe to run in any order, any number
  * of times.
  */
-import { isClientId } from '../core/client-id.ts';
-import { isUnits, unitsToMinor } from '../core/units.ts';
+import { isClientId } from '@stripe402/core';
+import { isUnits, unitsToMinor } from '@stripe402/core';
 import type { Ledger } from './ledger/types.ts';
 import { METADATA_CLIENT_ID, METADATA_CURRENCY, METADATA_UNITS, type PaymentIntentView, type StripeGateway } from './gateway.ts';
 

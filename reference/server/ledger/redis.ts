@@ -22,7 +22,8 @@
  * 2^53 (9007199254740991 arrives as ...992).
  */
 
-import { Redis } from 'ioredis';
+// ioredis is an optional peer dependency, loaded when a Redis ledger opens.
+import type { Redis } from 'ioredis';
 import { GroupCommit } from './group-commit.ts';
 import { LocalLocks, withLock } from './locks.ts';
 import {
@@ -467,7 +468,14 @@ export async function openRedisLedger(url: string, options: LedgerOptions = {}):
   resolveMaxBatchesInFlight(options.maxBatchesInFlight);
   if (options.lockWaitMs !== undefined) assertLockWait(options.lockWaitMs);
 
-  const redis = new Redis(url, {
+  let RedisClient: typeof Redis;
+  try {
+    ({ Redis: RedisClient } = await import('ioredis'));
+  } catch (error) {
+    if ((error as { code?: unknown } | null)?.code !== 'ERR_MODULE_NOT_FOUND') throw error;
+    throw new Error('a Redis ledger needs the ioredis package: npm install ioredis', { cause: error });
+  }
+  const redis = new RedisClient(url, {
     lazyConnect: true,
     connectTimeout: options.connectTimeoutMs ?? 5_000,
     // While Redis is down a command waits for one reconnection, then fails:

@@ -24,8 +24,10 @@
 
 import { availableParallelism } from 'node:os';
 import { mkdirSync } from 'node:fs';
-import pg from 'pg';
-import { PGlite } from '@electric-sql/pglite';
+// Drivers are optional peer dependencies, loaded when a ledger of their kind
+// opens: a PostgreSQL user needs no PGlite installed, and the other way round.
+import type pg from 'pg';
+import type { PGlite } from '@electric-sql/pglite';
 import { GroupCommit } from './group-commit.ts';
 import { LocalLocks, withLock, type SharedLock } from './locks.ts';
 import {
@@ -162,8 +164,8 @@ class PostgresDriver implements SqlDriver {
   readonly locks = new LocalLocks();
   readonly #pool: pg.Pool;
 
-  constructor(connectionString: string, poolSize: number, connectTimeoutMs: number) {
-    this.#pool = new pg.Pool({
+  constructor(Pool: typeof pg.Pool, connectionString: string, poolSize: number, connectTimeoutMs: number) {
+    this.#pool = new Pool({
       connectionString,
       max: poolSize,
       connectionTimeoutMillis: connectTimeoutMs,
@@ -736,12 +738,14 @@ export async function openSqlLedger(target: SqlTarget, options: LedgerOptions = 
   if ('postgres' in target) {
     const poolSize = options.poolSize ?? Math.min(8, Math.max(2, availableParallelism() * 2));
     if (!Number.isSafeInteger(poolSize) || poolSize < 1) throw new TypeError('poolSize must be a positive integer');
-    driver = new PostgresDriver(target.postgres, poolSize, options.connectTimeoutMs ?? 5_000);
+    const { default: pgModule } = await loadDriver(() => import('pg'), 'pg');
+    driver = new PostgresDriver(pgModule.Pool, target.postgres, poolSize, options.connectTimeoutMs ?? 5_000);
   } else if ('pgliteInstance' in target) {
     driver = new PGliteDriver(target.pgliteInstance, false);
   } else {
     const inMemory = target.pglite === 'memory' || target.pglite === '';
     if (!inMemory) mkdirSync(target.pglite, { recursive: true });
+    const { PGlite } = await loadDriver(() => import('@electric-sql/pglite'), '@electric-sql/pglite');
     let db: PGlite;
     try {
       db = inMemory ? new PGlite() : new PGlite(target.pglite);
@@ -763,4 +767,16 @@ export async function openSqlLedger(target: SqlTarget, options: LedgerOptions = 
     throw ledgerError(error);
   }
   return new SqlLedger(driver, schema, options);
+}
+
+/** Loads an optional driver, or says which package to install. */
+async function loadDriver<T>(load: () => Promise<T>, name: string): Promise<T> {
+  try {
+    return await load();
+  } catch (error) {
+    if ((error as { code?: unknown } | null)?.code === 'ERR_MODULE_NOT_FOUND') {
+      throw new Error(`this ledger needs the ${name} package: npm install ${name}`, { cause: error });
+    }
+    throw error;
+  }
 }

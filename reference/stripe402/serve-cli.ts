@@ -6,11 +6,11 @@
  */
 import { readFileSync } from 'node:fs';
 import { Command, InvalidArgumentError } from 'commander';
-import { createStripeClient, StripeSdkGateway } from './gateway.ts';
-import { openLedger } from './ledger/index.ts';
-import { jsonLogger } from './log.ts';
-import { parseSince, reconcile } from './recovery.ts';
-import type { PaidRouteConfig } from './routes.ts';
+import { createStripeClient, StripeSdkGateway } from '@stripe402/server';
+import { openLedger } from '@stripe402/server/ledger';
+import { jsonLogger } from '@stripe402/server';
+import { parseSince, reconcile } from '@stripe402/server';
+import type { PaidRouteConfig } from '@stripe402/server';
 import { DEFAULT_DATA_DIR, DEFAULT_HOST, DEFAULT_PORT, startServer } from './standalone.ts';
 
 function port(value: string): number {

@@ -11,9 +11,9 @@
  */
 import { readFile } from 'node:fs/promises';
 import { Command, CommanderError, InvalidArgumentError } from 'commander';
-import { decodeHeaderObject, HEADER_PAYMENT, HEADER_PAYMENT_RESPONSE, isUnits } from '../core/index.ts';
-import { type BudgetOptions } from './budget.ts';
-import { type CardDetails } from './card.ts';
+import { decodeHeaderObject, HEADER_PAYMENT, HEADER_PAYMENT_RESPONSE, isUnits } from '@stripe402/core';
+import { type BudgetOptions } from '@stripe402/client';
+import { type CardDetails } from '@stripe402/client';
 import {
   AuthenticationRequiredError,
   BudgetExceededError,
@@ -22,10 +22,10 @@ import {
   PaymentNetworkError,
   PaymentRefusedError,
   Stripe402ClientError,
-} from './errors.ts';
-import { Stripe402Client, type PaymentEvent } from './fetch.ts';
-import { formatMinor, formatUnits, redactClientId, redactPaymentMethodId } from './format.ts';
-import { defaultStorePath, JsonFileClientIdStore } from './store.ts';
+} from '@stripe402/client';
+import { Stripe402Client, type PaymentEvent } from '@stripe402/client';
+import { formatMinor, formatUnits, redactClientId, redactPaymentMethodId } from '@stripe402/client';
+import { defaultStorePath, JsonFileClientIdStore } from '@stripe402/client/node';
 
 /** Exit codes of `stripe402 fetch`. */
 export const FETCH_EXIT = Object.freeze({

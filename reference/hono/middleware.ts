@@ -1,6 +1,6 @@
 /**
- * The Hono middleware: a thin shell over the payment engine, and with the
- * standalone server the only code that imports Hono. Register it once, at
+ * The Hono middleware: a thin shell over the payment engine (@stripe402/server),
+ * and with the standalone server the only code that imports Hono. Register it once, at
  * the app level, before the routes:
  *
  *   const engine = new PaymentEngine({ ledger, gateway, serverSecret, publishableKey, routes });
@@ -16,50 +16,37 @@
  * (DISC-1) and, given a secret, the Stripe webhook (LEDG-6).
  */
 import type { Context, MiddlewareHandler } from 'hono';
-import { DISCOVERY_PATH, HEADER_PAYMENT } from '../core/codec.ts';
-import { EXPOSED_HEADERS, type DecisionContext, type PaymentEngine } from './engine.ts';
-import { handleWebhook } from './recovery.ts';
-import { pathnameOf } from './routes.ts';
+import { HEADER_PAYMENT } from '@stripe402/core';
+import { createPaywall, EXPOSED_HEADERS, pathnameOf, type DecisionContext, type Stripe402Options } from '@stripe402/server';
 
-export const DEFAULT_WEBHOOK_PATH = '/stripe402/webhook';
+export { DEFAULT_WEBHOOK_PATH } from '@stripe402/server';
 
-export interface Stripe402MiddlewareOptions {
-  engine: PaymentEngine;
-  /** Serve GET /.well-known/stripe402 (DISC-1); default true. */
-  discovery?: boolean;
-  /** Receive Stripe webhooks, verified with this signing secret (`whsec_...`). */
-  webhookSecret?: string;
-  webhookPath?: string;
-}
+/** The options of every stripe402 adapter (engine, discovery, webhookSecret, webhookPath). */
+export type Stripe402MiddlewareOptions = Stripe402Options;
 
 /** What the middleware leaves in the context for loggers (`c.get('stripe402')`); ids unredacted, redact before logging. */
 export type Stripe402Variables = { stripe402?: DecisionContext & { paid: boolean; restored?: boolean } };
 
 /** The paywall middleware factory. */
 export function stripe402(options: Stripe402MiddlewareOptions): MiddlewareHandler {
-  const { engine } = options;
-  const serveDiscovery = options.discovery ?? true;
-  const webhookPath = options.webhookPath ?? DEFAULT_WEBHOOK_PATH;
-  const webhookSecret = options.webhookSecret;
-  // The document only changes with the route table, which is fixed at construction.
-  const discoveryBody = JSON.stringify(engine.discovery());
+  // Checks the options now, so a misconfigured app fails at start-up.
+  const paywall = createPaywall(options, 'hono');
+  const { engine } = paywall;
 
   return async function stripe402Paywall(c: Context, next) {
     const method = c.req.method;
-    const path = pathnameOf(c.req.url);
+    const route = paywall.route(method, pathnameOf(c.req.url));
 
-    if (serveDiscovery && (method === 'GET' || method === 'HEAD') && path === DISCOVERY_PATH) {
-      return c.body(discoveryBody, 200, { 'content-type': 'application/json', 'cache-control': 'public, max-age=60' });
+    if (route.kind === 'discovery') {
+      return c.body(paywall.discovery.body, 200, paywall.discovery.headers);
     }
-    if (webhookSecret !== undefined && method === 'POST' && path === webhookPath) {
-      const result = await handleWebhook({ gateway: engine.gateway, ledger: engine.ledger }, await c.req.text(), c.req.header('stripe-signature'), webhookSecret);
+    if (route.kind === 'webhook') {
+      const result = await paywall.webhook(await c.req.text(), c.req.header('stripe-signature'));
       return c.json(result.body, result.status);
     }
+    if (route.kind === 'free') return next();
 
-    const match = engine.match(method, path);
-    if (!match) return next();
-
-    const decision = await engine.handle(match, paymentHeaderOf(c));
+    const decision = await engine.handle(route.match, paymentHeaderOf(c));
     // The decision's context is this request's own object: it becomes the log record as it is.
     const record = decision.context as NonNullable<Stripe402Variables['stripe402']>;
     if (decision.kind === 'respond') {
