@@ -1,0 +1,105 @@
+/**
+ * Every adapter passes the conformance suite at level `all`, as a real app
+ * of its framework on a real port (the Hono adapter is the reference
+ * server's, judged in conformance/test/cli.test.ts), and behaves as the Hono
+ * middleware does: a paid POST's body reaches the handler through a body
+ * parser mounted first, a failing handler gives the credit back, and a
+ * misconfiguration fails when the app is built, not at its first request.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { stripe402 as honoPaywall } from '@stripe402/hono';
+import { stripe402 as expressPaywall } from '@stripe402/express';
+import { stripe402 as fastifyPaywall } from '@stripe402/fastify';
+import { decodePaymentResponseHeader, encodeHeader } from '@stripe402/core';
+import { PaywallConfigError, stripe402Fetch } from '@stripe402/server';
+import Fastify from 'fastify';
+import { startExpressApp, startFastifyApp, startFetchApp, type RunningApp } from './apps.ts';
+import { conformanceAll, problems, startStack, type Stack } from './kit.ts';
+
+
+const adapters: Array<[string, (options: Parameters<typeof startFetchApp>[0]) => Promise<RunningApp>]> = [
+  ['Express 5', (options) => startExpressApp(options, 5)],
+  ['Express 4', (options) => startExpressApp(options, 4)],
+  ['Fastify 5', startFastifyApp],
+  ['the Fetch-API handler', startFetchApp],
+];
+
+describe.each(adapters)('the paywall on %s', (_name, start) => {
+  // Each adapter on its own emulator and ledger, as the reference server is judged.
+  let stack: Stack;
+  let app: RunningApp;
+  beforeAll(async () => {
+    stack = await startStack();
+    app = await start({ engine: stack.engine });
+  });
+  afterAll(async () => {
+    await app?.close();
+    await stack?.close();
+  });
+
+  it('passes every check of the conformance suite at level all', async () => {
+    const report = await conformanceAll(app.url, stack);
+    expect(problems(report)).toEqual([]);
+    expect(report.levelReached).toBe('extensions');
+  }, 240_000);
+
+  it('hands a paid POST its body, which a body parser mounted first has read, and charges its price once', async () => {
+    const { clientId, creditsRemaining } = await topUp(app.url);
+    const body = JSON.stringify({ hello: 'world', n: 42 });
+    const payment = encodeHeader({ stripe402Version: 1, clientId });
+    const response = await fetch(`${app.url}/api/echo`, { method: 'POST', headers: { payment, 'content-type': 'application/json' }, body });
+    expect(response.status).toBe(200);
+    expect(response.headers.get('content-type')).toMatch(/^application\/json/);
+    expect(await response.text()).toBe(body);
+    const receipt = decodePaymentResponseHeader(response.headers.get('payment-response')!);
+    expect(receipt.ok && receipt.value.success && receipt.value.creditsRemaining).toBe(creditsRemaining - 50);
+  });
+
+  it('gives the credit back when the handler fails', async () => {
+    const { clientId, creditsRemaining } = await topUp(app.url);
+    const failed = await fetch(`${app.url}/api/fail`, { headers: { payment: encodeHeader({ stripe402Version: 1, clientId }) } });
+    expect(failed.status).toBe(500);
+    const after = decodePaymentResponseHeader(failed.headers.get('payment-response')!);
+    expect(after.ok && after.value.creditsRemaining).toBe(creditsRemaining);
+  });
+});
+
+/** Tops up with a test card on the paid joke; the client id and the balance after it. */
+async function topUp(url: string): Promise<{ clientId: string; creditsRemaining: number }> {
+  const payment = encodeHeader({ stripe402Version: 1, paymentMethodId: 'pm_card_visa', topUpAmount: 50_000 });
+  const response = await fetch(`${url}/api/joke`, { headers: { payment } });
+  const receipt = decodePaymentResponseHeader(response.headers.get('payment-response')!);
+  if (response.status !== 200 || !receipt.ok || !receipt.value.success) throw new Error(`the top-up failed: ${response.status}`);
+  return { clientId: receipt.value.clientId, creditsRemaining: receipt.value.creditsRemaining };
+}
+
+describe('a misconfigured paywall', () => {
+  let stack: Stack;
+  beforeAll(async () => {
+    stack = await startStack();
+  });
+  afterAll(async () => {
+    await stack?.close();
+  });
+
+  const cases: Array<[string, () => unknown]> = [
+    ['no engine', () => ({})],
+    ['an engine that is not a PaymentEngine', () => ({ engine: { routes: [] } })],
+    ['a misspelled option', () => ({ engine: stack.engine, webhooksecret: 'whsec_x' })],
+    ['an empty webhook secret', () => ({ engine: stack.engine, webhookSecret: '' })],
+    ['a webhook path without a leading slash', () => ({ engine: stack.engine, webhookPath: 'hooks/stripe' })],
+  ];
+
+  it.each(cases)('with %s fails when the app is built, in every adapter, with a message naming the adapter', async (_name, options) => {
+    const bad = options() as never;
+    expect(() => honoPaywall(bad)).toThrow(/stripe402 \(hono\): /);
+    expect(() => expressPaywall(bad)).toThrow(/stripe402 \(express\): /);
+    expect(() => stripe402Fetch(bad, () => new Response())).toThrow(PaywallConfigError);
+    const app = Fastify();
+    await expect((async () => {
+      await app.register(fastifyPaywall, bad);
+      await app.ready();
+    })()).rejects.toThrow(/stripe402 \(fastify\): /);
+    await app.close().catch(() => undefined);
+  });
+});
