@@ -52,6 +52,7 @@ function duBytes(dir: string): number {
 beforeAll(async () => {
   work = mkdtempSync(path.join(tmpdir(), 'stripe402-packaging-'));
   const packDir = path.join(work, 'tarballs');
+  mkdirSync(packDir);
   const { stdout } = await npm(['pack', '--workspaces', '--json', '--pack-destination', packDir], root, 600_000);
   tarballs = (JSON.parse(stdout) as Packed[]).map((t) => ({ ...t, filename: path.join(packDir, t.filename) }));
 
