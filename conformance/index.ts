@@ -4,6 +4,8 @@
  * command writes; the reporters turn it into text, JUnit XML, an SVG badge
  * and a shields.io endpoint. The suite imports only @stripe402/core: it
  * judges any server over HTTP, whatever it is written in.
+ *
+ * @module @stripe402/conformance
  */
 export { runConformance, listChecks, selectChecks, exitCodeOf, reportFails, ConformanceError, DEFAULT_CARDS } from './runner.ts';
 export type { ConformanceOptions, ProgressEvent, CheckInfo } from './runner.ts';

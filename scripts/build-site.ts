@@ -333,7 +333,7 @@ function homePage({ site, spec, catalog, vectors, checks, badge, readmeText, spe
     card('schemas/index.html', 'JSON Schemas', 'Every message as JSON Schema 2020-12: the source of truth for the shapes.', `${catalog.length} schemas`),
     card('vectors/index.html', 'Test vectors', 'Language-neutral cases for the client id, header encoding, units and messages.', `${vectors.length} files · ${cases} cases`),
     card(CHECKS_PAGE, 'Conformance checks', 'What <code>npx conformance --target URL</code> tests, each check tied to the requirement it verifies.', checkStat),
-    card('api/index.html', 'API reference', 'The TypeScript reference implementation: core, server, ledgers and client.', 'typedoc'),
+    card('api/index.html', 'API reference', 'The TypeScript packages, one per job: core, server and ledgers, the Hono, Express and Fastify adapters, client, conformance, emulator.', 'typedoc'),
   ].join('\n');
   const chapterList = chapters
     .map((s) => `<li><a href="${link(`${site.specPage(s.file)}#${s.anchor}`)}"><span class="toc-num">${escapeHtml(s.number)}.</span> ${escapeHtml(s.title)}</a></li>`)

@@ -4,6 +4,8 @@
  * in-memory client-id store, card tokenization and typed errors. Runs
  * wherever `fetch` does (Node 20.19+, browsers, Deno, Bun); the file store
  * is Node only, in `@stripe402/client/node`.
+ *
+ * @module @stripe402/client
  */
 export { Stripe402Client, withStripe402, newIdempotencyKey, describeCode, type Stripe402FetchOptions, type PaymentEvent } from './fetch.ts';
 export {

@@ -13,6 +13,8 @@
  * when the handler fails) is asynchronous, so the first write of the
  * response (writeHead, write or end) is held until the settlement is known,
  * then replayed with the header set.
+ *
+ * @module @stripe402/express
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { HEADER_PAYMENT } from '@stripe402/core';

@@ -14,6 +14,8 @@
  * in `onSend`, which every reply passes, error replies included, before
  * its headers are written. Options are checked when the plugin loads, so a
  * misconfigured app fails at `ready()` / `listen()`.
+ *
+ * @module @stripe402/fastify
  */
 import type { IncomingMessage } from 'node:http';
 import { HEADER_PAYMENT } from '@stripe402/core';

@@ -4,6 +4,8 @@
  * shares, and the Fetch-API handler. The ledgers live in
  * `@stripe402/server/ledger`; the framework adapters in @stripe402/hono,
  * @stripe402/express and @stripe402/fastify.
+ *
+ * @module @stripe402/server
  */
 export { PaymentEngine, stripeIdempotencyKey, EXPOSED_HEADERS } from './engine.ts';
 export type { EngineOptions, Decision, DecisionContext, Grant, Settlement, InternalErrorEvent } from './engine.ts';

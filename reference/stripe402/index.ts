@@ -3,6 +3,8 @@
  * serve` runs) with its demo paid API on Hono, and the entry points of the
  * `stripe402` command's subcommands. Libraries for your own server are in
  * @stripe402/server and the adapters; the paying client is @stripe402/client.
+ *
+ * @module stripe402
  */
 export { startServer, resolveServerSecret, DEFAULT_PORT, DEFAULT_HOST, DEFAULT_DATA_DIR } from './standalone.ts';
 export type { ServerOptions, RunningServer } from './standalone.ts';

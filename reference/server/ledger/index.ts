@@ -3,6 +3,8 @@
  * `pglite:memory` or `pglite:DIR` (embedded, the default; one process),
  * `postgres://...` / `postgresql://...` or `redis://...` / `rediss://...`
  * (many server processes share one ledger). Re-exports the ledger contract.
+ *
+ * @module @stripe402/server/ledger
  */
 
 import { openRedisLedger } from './redis.ts';
