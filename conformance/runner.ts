@@ -247,7 +247,8 @@ async function runCheck(ctx: RunContext, check: CheckDefinition, harnessErrors: 
 
 /** The one-line command that replays a property counterexample, with every option that shapes its inputs. */
 function replayCommand(options: ResolvedOptions, check: CheckDefinition, seed: number, path: string, commands: string | undefined): string {
-  const parts = [`npx conformance --target ${options.target} --only ${check.id} --seed ${seed} --path "${path}"`];
+  // The scoped name: outside this repository an unrelated package owns `conformance`.
+  const parts = [`npx @stripe402/conformance --target ${options.target} --only ${check.id} --seed ${seed} --path "${path}"`];
   if (commands) parts.push(`--commands "${commands}"`);
   if (check.level !== 'core') parts.push('--level all');
   if (options.concurrency !== DEFAULT_CONCURRENCY) parts.push(`--concurrency ${options.concurrency}`);
