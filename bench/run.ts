@@ -7,7 +7,7 @@
  *
  *   npm run bench                          # everything, about 12 minutes
  *   npm run bench -- paid scale-out        # some sections: paid, scale-out,
- *                                          # topup, scaling, conformance, ledger, emulator
+ *                                          # topup, scaling, conformance, ledger, emulator, mcp
  *   BENCH_DURATION=8 BENCH_ROUNDS=3 BENCH_LOAD=autocannon npm run bench -- paid
  *
  * Figures, commands and what they showed: docs/performance.md.
@@ -15,12 +15,13 @@
 import { main as conformanceBench, type ConformanceRow } from './conformance.bench.ts';
 import { main as emulatorBench, type BenchRow } from './emulator.bench.ts';
 import { main as ledgerBench } from './ledger.bench.ts';
+import { main as mcpBench, printMcpRow, type McpRow } from './mcp.bench.ts';
 import { formatRatio, main as paidRouteBench, type PaidRouteRow } from './paid-route.bench.ts';
 import { main as scalingBench, type ScalingRow } from './spend-scaling.bench.ts';
 import { main as topUpBench, type TopUpRow } from './topup.bench.ts';
 import { loadGenerator, machineLine, rate, table } from './harness.ts';
 
-const SECTIONS = ['paid', 'scale-out', 'topup', 'scaling', 'conformance', 'ledger', 'emulator'] as const;
+const SECTIONS = ['paid', 'scale-out', 'topup', 'scaling', 'conformance', 'ledger', 'emulator', 'mcp'] as const;
 type Section = (typeof SECTIONS)[number];
 
 /** The paid/free ratios the issue asks for, per ledger, on one process. */
@@ -47,6 +48,7 @@ async function main(argv: string[]): Promise<void> {
   let scaling: ScalingRow[] = [];
   let conformance: ConformanceRow[] = [];
   let emulator: BenchRow[] = [];
+  let mcp: McpRow | undefined;
   if (run('paid')) {
     heading('paid route against free route, one server process, 32 connections');
     paid = await paidRouteBench({ workers: 1, connections: 32 });
@@ -81,6 +83,11 @@ async function main(argv: string[]): Promise<void> {
     heading('Stripe emulator against bare node:http');
     emulator = await emulatorBench();
   }
+  if (run('mcp')) {
+    heading('MCP tool call against a plain paid fetch, spending a funded client id');
+    mcp = await mcpBench();
+    printMcpRow(mcp);
+  }
 
   heading('summary (every ratio from figures of this run)');
   console.log(machineLine());
@@ -101,6 +108,7 @@ async function main(argv: string[]): Promise<void> {
   }
   for (const row of conformance) rows.push([`conformance --level all, ${row.ledger}`, `${row.seconds.toFixed(1)} s, ${row.passed}/${row.checks} passed`, '', '']);
   for (const row of emulator.filter((r) => !r.name.startsWith('baseline'))) rows.push([`emulator / bare HTTP: ${row.name}`, `${rate(row.requestsPerSecond)} req/s`, row.ratio.toFixed(2), '']);
+  if (mcp) rows.push(['MCP stripe402_fetch / paid fetch (p50)', `${mcp.toolP50.toFixed(2)} / ${mcp.fetchP50.toFixed(2)} ms`, (mcp.toolP50 / mcp.fetchP50).toFixed(2), '']);
   table(rows);
   console.log(`\nbenchmarks took ${((performance.now() - started) / 60_000).toFixed(1)} minutes`);
 }

@@ -47,7 +47,12 @@ export interface TopUpDetails {
   price: number;
   /** The credit bought, in units. */
   topUpAmount: number;
-  /** The card charge, in the currency's smallest unit (cents for usd). */
+  /**
+   * The card charge, in the currency's smallest unit (cents for usd): what
+   * the spec makes the server charge, or, for a currency whose exponent is
+   * not 2 on a server that has not confirmed its charges, the worst case
+   * (see `unconfirmedCharges`).
+   */
   chargeMinor: number;
   /** The server's minimum top-up, in units. */
   minTopUp: number;
@@ -88,6 +93,16 @@ export interface BudgetOptions {
    * client id is a bearer credential and a top-up spends money (spec section 13).
    */
   allowInsecureHttp?: boolean;
+  /**
+   * How to count a top-up in a currency whose exponent is not 2 (jpy, kwd,
+   * ...) before the server has confirmed a charge in that currency's smallest
+   * unit (the `chargeAmount` of a payment-response). stripe402 v1 servers
+   * confirm nothing, and some compute minor units as if every currency had
+   * two decimals, which charges yen 100 times the price. `'worst-case'`
+   * (default) counts the larger of the two readings against the caps;
+   * `'as-specified'` trusts the server to charge as the spec says.
+   */
+  unconfirmedCharges?: 'worst-case' | 'as-specified';
   /** Asked before every top-up, after every other rule passed; false refuses. */
   approveTopUp?: (details: TopUpDetails) => boolean | Promise<boolean>;
   /** The clock, in milliseconds since the epoch (for tests). */
@@ -116,8 +131,12 @@ export interface ChargeRecord {
 export interface Reservation {
   /** The charge this reservation stands for. */
   readonly record: ChargeRecord;
-  /** The top-up was charged (or may have been): keep it counted. */
-  commit(chargeId?: string): void;
+  /**
+   * The top-up was charged (or may have been): keep it counted. `confirmedMinor`
+   * is the charge the server reported in the currency's smallest unit, which
+   * then replaces the reserved amount.
+   */
+  commit(chargeId?: string, confirmedMinor?: number): void;
   /** The top-up certainly charged nothing: stop counting it. */
   release(): void;
 }
@@ -186,6 +205,8 @@ export class BudgetPolicy {
   private readonly options: BudgetOptions;
   private readonly records: Array<{ -readonly [K in keyof ChargeRecord]: ChargeRecord[K] }> = [];
   private readonly now: () => number;
+  /** `origin currency` pairs whose server confirmed a charge in minor units (chargeAmount). */
+  private readonly confirming = new Set<string>();
 
   constructor(options: BudgetOptions = {}) {
     for (const [name, value] of Object.entries(options)) {
@@ -317,10 +338,11 @@ export class BudgetPolicy {
     let released = false;
     const reservation: Reservation = {
       record,
-      commit: (chargeId?: string) => {
+      commit: (chargeId?: string, confirmedMinor?: number) => {
         if (released) return;
         record.state = 'charged';
         if (chargeId) record.chargeId = chargeId;
+        if (confirmedMinor !== undefined && Number.isSafeInteger(confirmedMinor) && confirmedMinor >= 0) record.minor = confirmedMinor;
       },
       release: () => {
         if (released || record.state === 'charged') return;
@@ -346,6 +368,25 @@ export class BudgetPolicy {
       }
     }
     return reservation;
+  }
+
+  /**
+   * What a top-up of `units` may charge, in the currency's smallest unit, as
+   * counted against the caps: the spec's charge (UNIT-2), or, in a currency
+   * whose exponent is not 2 on a server not known to confirm its charges, the
+   * larger of that and a two-decimal reading of the units (`unconfirmedCharges`).
+   */
+  chargeBound(origin: string, currency: string, units: number): number {
+    const specified = topUpChargeMinor(units, currency);
+    const trusted =
+      currencyExponent(currency) === 2 || this.options.unconfirmedCharges === 'as-specified' || this.confirming.has(`${origin} ${currency}`);
+    // 'usd' stands for any two-decimal currency: the reading a v1 server applies to every currency.
+    return trusted ? specified : Math.max(specified, unitsToMinor(units, 'usd'));
+  }
+
+  /** Records that a server reported a charge in minor units (`chargeAmount`): its later top-ups count as the spec says. */
+  noteConfirmedCharge(origin: string, currency: string): void {
+    this.confirming.add(`${origin} ${currency}`);
   }
 
   /** Money charged or reserved in one currency, in its smallest unit, optionally for one origin and since a time. */

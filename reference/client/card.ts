@@ -21,6 +21,16 @@ export interface CardDetails {
   cvc?: string;
 }
 
+/** Reads card data written `NUMBER:MM:YYYY[:CVC]` (as STRIPE402_CARD holds it); undefined when it is not. */
+export function parseCardText(text: string): CardDetails | undefined {
+  const m = /^\s*([\d ]{12,23}):(\d{1,2}):(\d{2,4})(?::(\d{3,4}))?\s*$/.exec(text);
+  if (!m) return undefined;
+  const year = Number(m[3]);
+  const card: CardDetails = { number: m[1]!.replace(/ /g, ''), expMonth: Number(m[2]), expYear: year < 100 ? 2000 + year : year };
+  if (m[4]) card.cvc = m[4];
+  return card;
+}
+
 /** The default Stripe API base URL. */
 export const DEFAULT_STRIPE_API_BASE = 'https://api.stripe.com';
 

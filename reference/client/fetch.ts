@@ -28,7 +28,7 @@ import {
   type PaymentRequirements,
   type PaymentResponse,
 } from '@stripe402/core';
-import { BudgetPolicy, topUpChargeMinor, type BudgetOptions, type Reservation } from './budget.ts';
+import { BudgetPolicy, type BudgetOptions, type Reservation } from './budget.ts';
 import { createCardPaymentMethod, DEFAULT_STRIPE_API_BASE, type CardDetails } from './card.ts';
 import {
   AuthenticationRequiredError,
@@ -103,8 +103,15 @@ export interface PaymentEvent {
   chargeId: string | undefined;
   /** The credit bought, in units, when this request charged the card. */
   topUpAmount: number | undefined;
-  /** The card charge in the currency's smallest unit, when this request charged the card. */
+  /**
+   * The card charge in the currency's smallest unit, when this request
+   * charged the card: as the server reported it (`chargeAmountConfirmed`), or
+   * else as the budget counted it (the spec's charge, or its worst case for a
+   * currency whose exponent is not 2, see `BudgetOptions.unconfirmedCharges`).
+   */
   chargedMinor: number | undefined;
+  /** Whether the server reported the charge in minor units (`chargeAmount`); stripe402 v1 servers never do. */
+  chargeAmountConfirmed: boolean;
   /**
    * A top-up was sent whose response was lost, and this answer did not say
    * whether it charged: the budget counts it as charged.
@@ -390,7 +397,7 @@ export class Stripe402Client {
         currency,
         price: requirements.amount,
         topUpAmount,
-        chargeMinor: topUpChargeMinor(topUpAmount, currency),
+        chargeMinor: this.budget.chargeBound(origin, currency, topUpAmount),
         minTopUp: requirements.minTopUp,
         maxTopUp: requirements.maxTopUp,
         description: requirements.description,
@@ -544,9 +551,11 @@ export class Stripe402Client {
     const chargeId = paymentResponse?.chargeId;
     const topUp = attempt.topUp;
     let charged = false;
+    const confirmedMinor = chargeId ? paymentResponse?.chargeAmount : undefined;
     if (attempt.kind === 'topup' && topUp) {
       if (chargeId) {
-        topUp.reservation.commit(chargeId);
+        if (confirmedMinor !== undefined) this.budget.noteConfirmedCharge(origin, currency);
+        topUp.reservation.commit(chargeId, confirmedMinor);
         charged = true;
         this.forgetPending(topUp);
         this.topUpGeneration.set(origin, this.generation(origin) + 1);
@@ -579,7 +588,8 @@ export class Stripe402Client {
         creditsRemaining: paymentResponse?.creditsRemaining,
         chargeId,
         topUpAmount: charged ? topUp?.topUpAmount : undefined,
-        chargedMinor: charged && topUp ? topUpChargeMinor(topUp.topUpAmount, attempt.requirements.currency) : undefined,
+        chargedMinor: charged && topUp ? topUp.reservation.record.minor : undefined,
+        chargeAmountConfirmed: charged && confirmedMinor !== undefined,
         chargeUnconfirmed: !charged && attempt.kind === 'topup' && topUp?.uncertain === true,
         requests,
       });
@@ -708,6 +718,7 @@ function pickPaymentResponse(o: Record<string, unknown>): PaymentResponse {
   if (typeof o.paymentIntentId === 'string' && /^pi_[A-Za-z0-9_]+$/.test(o.paymentIntentId)) out.paymentIntentId = o.paymentIntentId;
   if (typeof o.nextActionUrl === 'string' && /^https?:\/\//.test(o.nextActionUrl)) out.nextActionUrl = o.nextActionUrl;
   if (typeof o.currency === 'string' && /^[a-z]{3}$/.test(o.currency)) out.currency = o.currency;
+  if (typeof o.chargeAmount === 'number' && Number.isSafeInteger(o.chargeAmount) && o.chargeAmount >= 1) out.chargeAmount = o.chargeAmount;
   if (!isUnits(out.creditsRemaining) && out.creditsRemaining !== 0) out.creditsRemaining = 0;
   return out;
 }

@@ -27,7 +27,8 @@ export {
   type UnitsLimit,
 } from './budget.ts';
 export { MemoryClientIdStore, type ClientIdStore } from './store.ts';
-export { createCardPaymentMethod, DEFAULT_STRIPE_API_BASE, type CardDetails } from './card.ts';
+export { createCardPaymentMethod, parseCardText, DEFAULT_STRIPE_API_BASE, type CardDetails } from './card.ts';
+export { budgetFromJson, parseUnitsLimit, BudgetConfigError } from './budget-config.ts';
 export { bufferRequest, toInit, DEFAULT_MAX_BODY_BYTES, type ReplayableRequest } from './request.ts';
 export { redactClientId, redactPaymentMethodId, formatMinor, formatUnits } from './format.ts';
 export * from './errors.ts';

@@ -227,6 +227,10 @@ export interface PaymentResponse {
    * The PaymentIntent id, present only when this request charged the card (PROC-9).
    */
   chargeId?: string;
+  /**
+   * Extension: the amount of the charge named by chargeId, in the smallest unit of the currency (cents for usd, yen for jpy), as the server asked Stripe for it (UNIT-2); present only with chargeId. Lets a client count what was charged rather than what should have been (PROC-17).
+   */
+  chargeAmount?: number;
   creditsRemaining: Balance;
   /**
    * The client id to spend with from now on; the empty string when the server could not establish one (stripe402 v1 does the same, COMPAT-2).

@@ -70,6 +70,8 @@ export interface Grant {
   readonly balance: number;
   /** The PaymentIntent this request credited, if it credited one (PROC-9). */
   readonly chargeId?: string;
+  /** Its amount in the currency's smallest unit, reported as chargeAmount (PROC-17). */
+  readonly chargeAmount?: number;
   readonly context: DecisionContext;
 }
 
@@ -259,7 +261,7 @@ export class PaymentEngine {
     const response: PaymentResponse =
       grant.chargeId === undefined
         ? { success: true, creditsRemaining: balance, clientId, currency: price.currency }
-        : { success: true, chargeId: grant.chargeId, creditsRemaining: balance, clientId, currency: price.currency };
+        : { success: true, chargeId: grant.chargeId, ...(grant.chargeAmount ? { chargeAmount: grant.chargeAmount } : {}), creditsRemaining: balance, clientId, currency: price.currency };
     return {
       // ENC-15: a response carrying a client id is never stored by a shared cache.
       headers: { [HEADER_PAYMENT_RESPONSE]: encodeHeaderNative(response), ...SERVED_HEADERS },
@@ -464,9 +466,9 @@ export class PaymentEngine {
       return this.unavailable(context);
     }
     // PROC-9: chargeId exactly when this request credited the PaymentIntent.
-    if (result.spent) return this.serve(match, price, clientId, result.balance, pi.id, context);
+    if (result.spent) return this.serve(match, price, clientId, result.balance, pi, context);
     const spent = await this.ledger.spend({ clientId, currency: price.currency, amount: price.amount, route: route.key });
-    if (spent.ok) return this.serve(match, price, clientId, spent.balance, result.credited ? pi.id : undefined, context);
+    if (spent.ok) return this.serve(match, price, clientId, spent.balance, result.credited ? pi : undefined, context);
     const message = via === 'charge' ? MESSAGES.insufficient_after_topup : MESSAGES.insufficient_credits;
     return this.fail(match, { code: 'insufficient_credits', message, clientId, balance: spent.balance, currency: price.currency }, context);
   }
@@ -500,10 +502,13 @@ export class PaymentEngine {
 
   // ---- responses ----
 
-  private serve(match: RouteMatch, price: Price, clientId: string, balance: number, chargeId: string | undefined, context: DecisionContext): Decision {
+  /** Grants the request; `charge` is the PaymentIntent this request credited, if any (PROC-9, PROC-17). */
+  private serve(match: RouteMatch, price: Price, clientId: string, balance: number, charge: PaymentIntentView | undefined, context: DecisionContext): Decision {
     context.clientId = clientId;
-    if (chargeId) context.chargeId = chargeId;
-    const grant: Grant = chargeId ? { route: match.route, price, clientId, balance, chargeId, context } : { route: match.route, price, clientId, balance, context };
+    if (charge) context.chargeId = charge.id;
+    const grant: Grant = charge
+      ? { route: match.route, price, clientId, balance, chargeId: charge.id, chargeAmount: charge.amount, context }
+      : { route: match.route, price, clientId, balance, context };
     return { kind: 'serve', grant, context };
   }
 

@@ -17,6 +17,10 @@ const subcommands: Record<string, { summary: string; run: (argv: string[]) => Pr
     summary: 'fetch a URL, paying with stripe402 within a budget (curl-like)',
     run: async (argv) => (await import('./fetch-cli.ts')).runFetchCli(argv),
   },
+  mcp: {
+    summary: 'an MCP server whose tools fetch URLs, paying with stripe402 within a budget',
+    run: async (argv) => (await import('@stripe402/mcp')).runMcpCli(argv),
+  },
   reconcile: {
     summary: 'credit succeeded top-ups that the ledger missed',
     run: async (argv) => (await import('./serve-cli.ts')).runReconcileCli(argv),

@@ -11,9 +11,10 @@
  */
 import { readFile } from 'node:fs/promises';
 import { Command, CommanderError, InvalidArgumentError } from 'commander';
-import { decodeHeaderObject, HEADER_PAYMENT, HEADER_PAYMENT_RESPONSE, isUnits } from '@stripe402/core';
-import { type BudgetOptions } from '@stripe402/client';
-import { type CardDetails } from '@stripe402/client';
+import { currencyExponent, decodeHeaderObject, HEADER_PAYMENT, HEADER_PAYMENT_RESPONSE } from '@stripe402/core';
+import { type BudgetOptions, type ChargeCaps, type UnitsLimit } from '@stripe402/client';
+import { budgetFromJson, parseUnitsLimit } from '@stripe402/client';
+import { parseCardText, type CardDetails } from '@stripe402/client';
 import {
   AuthenticationRequiredError,
   BudgetExceededError,
@@ -48,8 +49,19 @@ interface FetchCliOptions {
   header?: string[];
   data?: string[];
   pm?: string;
-  maxPrice?: number;
-  maxTopup?: number;
+  budget?: string;
+  maxPrice?: UnitsLimit;
+  maxTopup?: UnitsLimit;
+  topup?: UnitsLimit;
+  originCapHour?: UnitsLimit;
+  originCapDay?: UnitsLimit;
+  originCap?: UnitsLimit;
+  totalCapHour?: UnitsLimit;
+  totalCapDay?: UnitsLimit;
+  totalCap?: UnitsLimit;
+  allowOrigin?: string[];
+  denyOrigin?: string[];
+  trustChargeAmounts?: boolean;
   store?: string | boolean;
   stripeUrl?: string;
   currency?: string[];
@@ -91,13 +103,36 @@ async function main(argv: string[], io: FetchCliIo, say: (line: string) => void)
     .option('-H, --header <line>', "request header 'Name: value' (repeatable)", collect)
     .option('-d, --data <body>', 'request body; @FILE reads a file, @- reads stdin (repeatable, joined with &)', collect)
     .option('--pm <id>', 'PaymentMethod to top up with (default: $STRIPE402_PAYMENT_METHOD)')
-    .option('--max-price <units>', 'highest price per request, in units (default 10000)', units)
-    .option('--max-topup <units>', 'largest top-up, in units (default 100000)', units)
+    .option('--budget <file>', 'a JSON budget file (docs/client.md); the flags below override its entries')
+    .option('--max-price <limit>', 'highest price per request (default 10000)', limit)
+    .option('--max-topup <limit>', 'largest top-up (default 100000)', limit)
+    .option('--topup <limit>', "top-up to buy (default the server's minTopUp)", limit)
+    .option('--origin-cap-hour <limit>', 'most charged per origin in any rolling hour', limit)
+    .option('--origin-cap-day <limit>', 'most charged per origin in any rolling day (default 100000)', limit)
+    .option('--origin-cap <limit>', 'most charged per origin overall', limit)
+    .option('--total-cap-hour <limit>', 'most charged over all origins in any rolling hour', limit)
+    .option('--total-cap-day <limit>', 'most charged over all origins in any rolling day (default 200000)', limit)
+    .option('--total-cap <limit>', 'most charged over all origins overall', limit)
+    .option('--allow-origin <origin>', 'pay only these origins (repeatable; https://*.example.com for subdomains)', collect)
+    .option('--deny-origin <origin>', 'never pay these origins (repeatable)', collect)
+    .option('--trust-charge-amounts', 'count charges in jpy, kwd, ... as the spec prescribes even when the server does not confirm them (stripe402 v1)')
     .option('--store [file]', `keep client ids in a JSON file (default file ${defaultStorePath()}; or $STRIPE402_STORE)`)
     .option('--stripe-url <url>', 'Stripe API base URL for tokenizing $STRIPE402_CARD (default $STRIPE402_STRIPE_URL or https://api.stripe.com)')
     .option('--currency <code>', 'preferred currency when several are offered (repeatable)', collect)
     .option('--allow-http', 'pay over plain http to hosts other than loopback')
     .option('-v, --verbose', 'log every request and payment decision to stderr')
+    .addHelpText(
+      'after',
+      [
+        '',
+        'Limits are in units (1 unit = 1/10,000 of the currency: 10000 = $1.00 or 1 yen): one number for',
+        "every currency, CURRENCY=N pairs (jpy=1000000,usd=50000; '*' for the others), or 'unlimited'.",
+        "Caps count money charged, per currency. Giving any --origin-cap* (or --total-cap*) flag replaces that",
+        'scope\'s default daily cap. Example, the demo\'s yen route:',
+        '  stripe402 fetch http://127.0.0.1:4021/api/fortune --pm pm_card_visa --currency jpy \\',
+        '    --max-topup jpy=1000000 --origin-cap-day jpy=1000000 --total-cap-day jpy=1000000 --trust-charge-amounts',
+      ].join('\n'),
+    )
     .exitOverride()
     .configureOutput({
       writeOut: (text) => io.stderr.write(text),
@@ -162,7 +197,7 @@ async function main(argv: string[], io: FetchCliIo, say: (line: string) => void)
   let card: CardDetails | undefined;
   const cardText = env(io, 'STRIPE402_CARD');
   if (!paymentMethodId && cardText) {
-    card = parseCard(cardText);
+    card = parseCardText(cardText);
     if (!card) {
       say('STRIPE402_CARD must be NUMBER:MM:YYYY[:CVC]');
       return FETCH_EXIT.usage;
@@ -171,10 +206,14 @@ async function main(argv: string[], io: FetchCliIo, say: (line: string) => void)
   const stripeApiBase = options.stripeUrl ?? (env(io, 'STRIPE402_STRIPE_URL') || undefined);
   const storePath = typeof options.store === 'string' ? options.store : options.store === true ? defaultStorePath() : env(io, 'STRIPE402_STORE') || undefined;
 
-  const budget: BudgetOptions = {};
-  if (options.maxPrice !== undefined) budget.maxPricePerRequest = options.maxPrice;
-  if (options.maxTopup !== undefined) budget.maxTopUp = options.maxTopup;
-  if (options.allowHttp) budget.allowInsecureHttp = true;
+  let budget: BudgetOptions;
+  try {
+    budget = options.budget ? budgetFromJson(JSON.parse(await readFile(options.budget, 'utf8')), options.budget) : {};
+  } catch (error) {
+    say(`cannot read --budget ${options.budget}: ${error instanceof SyntaxError ? `not JSON (${error.message})` : (error as Error).message}`);
+    return FETCH_EXIT.usage;
+  }
+  applyBudgetFlags(budget, options);
 
   const verbose = options.verbose ? (line: string) => io.stderr.write(`* ${line}\n`) : undefined;
   const events: PaymentEvent[] = [];
@@ -228,7 +267,9 @@ async function main(argv: string[], io: FetchCliIo, say: (line: string) => void)
 function summarize(event: PaymentEvent, say: (line: string) => void): void {
   const parts = [`paid ${event.price} units (${formatUnits(event.price, event.currency)}) for ${event.method} ${event.url}`];
   if (event.chargedMinor !== undefined) {
-    parts.push(`charged ${formatMinor(event.chargedMinor, event.currency)} for ${event.topUpAmount} units of credit${event.chargeId ? ` (${event.chargeId})` : ''}`);
+    // A charge the server did not confirm in minor units is what the budget counted (UNIT-2, or its worst case).
+    const unconfirmed = !event.chargeAmountConfirmed && currencyExponent(event.currency) !== 2 ? ' (as counted: the server did not confirm the amount)' : '';
+    parts.push(`charged ${formatMinor(event.chargedMinor, event.currency)}${unconfirmed} for ${event.topUpAmount} units of credit${event.chargeId ? ` (${event.chargeId})` : ''}`);
   } else if (event.chargeUnconfirmed) {
     parts.push('a top-up may have been charged (a response was lost; it counts against the budget)');
   } else {
@@ -340,14 +381,6 @@ function joinWithAmpersand(parts: Uint8Array[]): Uint8Array<ArrayBuffer> {
   return Buffer.concat(chunks);
 }
 
-function parseCard(text: string): CardDetails | undefined {
-  const m = /^\s*([\d ]{12,23}):(\d{1,2}):(\d{2,4})(?::(\d{3,4}))?\s*$/.exec(text);
-  if (!m) return undefined;
-  const year = Number(m[3]);
-  const card: CardDetails = { number: m[1]!.replace(/ /g, ''), expMonth: Number(m[2]), expYear: year < 100 ? 2000 + year : year };
-  if (m[4]) card.cvc = m[4];
-  return card;
-}
 
 function env(io: FetchCliIo, name: string): string | undefined {
   return io.env[name];
@@ -357,8 +390,29 @@ function collect(value: string, previous: string[] | undefined): string[] {
   return [...(previous ?? []), value];
 }
 
-function units(value: string): number {
-  const n = Number(value);
-  if (!/^\d+$/.test(value) || !isUnits(n)) throw new InvalidArgumentError('must be a whole number of units (1 unit = 1/10,000 of the currency)');
-  return n;
+function limit(value: string): UnitsLimit {
+  try {
+    return parseUnitsLimit(value);
+  } catch (error) {
+    throw new InvalidArgumentError((error as Error).message);
+  }
+}
+
+/** Lays the budget flags over a budget (read from --budget, or empty). */
+function applyBudgetFlags(budget: BudgetOptions, options: FetchCliOptions): void {
+  if (options.maxPrice !== undefined) budget.maxPricePerRequest = options.maxPrice;
+  if (options.maxTopup !== undefined) budget.maxTopUp = options.maxTopup;
+  if (options.topup !== undefined) budget.topUpTarget = options.topup;
+  const caps = (hour: UnitsLimit | undefined, day: UnitsLimit | undefined, overall: UnitsLimit | undefined, base: ChargeCaps | undefined) => {
+    if (hour === undefined && day === undefined && overall === undefined) return base;
+    return { ...base, ...(hour !== undefined ? { perHour: hour } : {}), ...(day !== undefined ? { perDay: day } : {}), ...(overall !== undefined ? { overall } : {}) };
+  };
+  const perOrigin = caps(options.originCapHour, options.originCapDay, options.originCap, budget.perOrigin);
+  if (perOrigin) budget.perOrigin = perOrigin;
+  const total = caps(options.totalCapHour, options.totalCapDay, options.totalCap, budget.total);
+  if (total) budget.total = total;
+  if (options.allowOrigin) budget.allowedOrigins = options.allowOrigin;
+  if (options.denyOrigin) budget.deniedOrigins = options.denyOrigin;
+  if (options.allowHttp) budget.allowInsecureHttp = true;
+  if (options.trustChargeAmounts) budget.unconfirmedCharges = 'as-specified';
 }

@@ -5,7 +5,7 @@
  * redacted, and the exit code must say what happened.
  */
 import { spawn } from 'node:child_process';
-import { mkdtemp, readFile, rm, stat } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
@@ -149,5 +149,45 @@ describe('stripe402 fetch', { timeout: 120_000 }, () => {
     expect(result.stderr).toMatch(/> payment: top-up of 50000 units with pm_…visa, idempotency key \S{6}…/);
     expect(result.stderr).toContain('< 200');
     expect(result.stderr).not.toMatch(/[0-9a-f]{64}/);
+  });
+
+  it("pays the demo's yen route with the flags its --help shows, and reports the charge the server confirmed", async () => {
+    const help = await run(['--help']);
+    expect(help.code).toBe(0);
+    const example = help.stderr.split('\n').find((line) => line.includes('--max-topup jpy='));
+    expect(example).toBeDefined();
+    // The help's example continues the command line: '--currency jpy \' then the budget flags.
+    const flags = ['--currency', 'jpy', ...example!.trim().split(/\s+/)];
+    const before = charges();
+    const result = await run([`${server.url}/api/fortune`, '--pm', 'pm_card_visa', ...flags]);
+    expect(result.code).toBe(0);
+    expect(JSON.parse(result.stdout)).toHaveProperty('fortune');
+    expect(result.stderr).toContain('charged 100 JPY for 1000000 units of credit');
+    expect(result.stderr).not.toContain('did not confirm');
+    expect(charges()).toBe(before + 1);
+    const pi = succeededCharges(stack.emulator).at(-1)!;
+    expect(pi).toMatchObject({ amount: 100, currency: 'jpy' });
+  });
+
+  it('without budget flags pays the dollar offer of the yen route: the default caps do not cover a yen top-up', async () => {
+    const result = await run([`${server.url}/api/fortune`, '--pm', 'pm_card_visa', '--currency', 'jpy']);
+    expect(result.code).toBe(0);
+    expect(result.stderr).toContain('charged 5.00 USD');
+    expect(succeededCharges(stack.emulator).at(-1)).toMatchObject({ currency: 'usd' });
+  });
+
+  it('reads a --budget file, lets flags override it, and refuses an unknown key with exit 2', async () => {
+    const file = join(dir, 'budget.json');
+    await writeFile(file, JSON.stringify({ maxTopUp: { jpy: 1_000_000 }, perOrigin: { perDay: { jpy: 1_000_000 } }, total: { perDay: 'unlimited' }, unconfirmedCharges: 'as-specified' }));
+    const paid = await run([`${server.url}/api/fortune`, '--pm', 'pm_card_visa', '--currency', 'jpy', '--budget', file]);
+    expect(paid.code).toBe(0);
+    const capped = await run([`${server.url}/api/fortune`, '--pm', 'pm_card_visa', '--currency', 'jpy', '--budget', file, '--max-topup', '10']);
+    expect(capped.code).toBe(4);
+    expect(capped.stderr).toContain('max_top_up');
+    await writeFile(file, JSON.stringify({ maxTopup: 5 }));
+    const typo = await run([`${server.url}/api/joke`, '--pm', 'pm_card_visa', '--budget', file]);
+    expect(typo.code).toBe(2);
+    expect(typo.stderr).toContain("unknown key 'maxTopup'");
+    expect((await run([`${server.url}/api/joke`, '--origin-cap-day', 'usd=5,usd=6'])).code).toBe(2);
   });
 });

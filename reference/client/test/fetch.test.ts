@@ -463,7 +463,10 @@ describe('currencies, cards, stores and redirects', () => {
 
   it('a zero-decimal currency is charged in whole yen when the budget allows its top-up', async () => {
     const jpy = { jpy: 1_000_000, '*': 100_000 };
-    const client = new Stripe402Client({ paymentMethodId: 'pm_card_visa', budget: { maxTopUp: jpy, perOrigin: { perDay: jpy }, total: { perDay: jpy } } });
+    const client = new Stripe402Client({
+      paymentMethodId: 'pm_card_visa',
+      budget: { maxTopUp: jpy, perOrigin: { perDay: jpy }, total: { perDay: jpy }, unconfirmedCharges: 'as-specified' },
+    });
     const response = await client.fetch(`${proxy.url}/api/fortune`);
     expect(response.status).toBe(200);
     const payment = paymentOf(proxy.requests[1]!)!;
@@ -471,6 +474,19 @@ describe('currencies, cards, stores and redirects', () => {
     expect(payment.topUpAmount).toBe(1_000_000);
     const last = stack.emulator.state.paymentIntents().at(-1)!;
     expect(last).toMatchObject({ currency: 'jpy', amount: 100, status: 'succeeded' });
+  });
+
+  it('reserves the worst case of a first yen top-up, then counts the chargeAmount the server confirmed', async () => {
+    const wide = { jpy: 100_000_000, '*': 100_000 };
+    const budget = new BudgetPolicy({ maxTopUp: { jpy: 1_000_000, '*': 100_000 }, perOrigin: { perDay: wide }, total: { perDay: wide } });
+    const events: PaymentEvent[] = [];
+    const client = new Stripe402Client({ paymentMethodId: 'pm_card_visa', budget, onPayment: (e) => events.push(e) });
+    await (await client.fetch(`${proxy.url}/api/fortune`)).text();
+    expect(events[0]).toMatchObject({ currency: 'jpy', chargedMinor: 100, chargeAmountConfirmed: true });
+    expect(budget.chargedMinor({ currency: 'jpy' })).toBe(100);
+    // Confirmed once: the next top-up to this origin is bounded by the spec's charge, not the two-decimal reading.
+    expect(budget.chargeBound(proxy.url, 'jpy', 1_000_000)).toBe(100);
+    expect(budget.chargeBound('https://other.example', 'jpy', 1_000_000)).toBe(10_000);
   });
 
   it('by default it falls back to the currency whose top-up fits the budget', async () => {

@@ -48,6 +48,12 @@ export interface V1ServerOptions {
   publishableKey: string;
   serverSecret: string;
   routes?: Record<string, V1Route>;
+  /**
+   * How units become the charge: `spec` (UNIT-2), or `two-decimals`, the
+   * defect of v1 servers that divide by 100 whatever the currency (a yen
+   * price charged 100 times over).
+   */
+  minorUnits?: 'spec' | 'two-decimals';
 }
 
 /** The v1 demo's price list: route key "METHOD /path". */
@@ -139,7 +145,7 @@ export async function startV1Server(options: V1ServerOptions): Promise<RunningV1
       const existing = deduct(clientId, route.amount);
       if (existing !== null) return serve({ success: true, creditsRemaining: existing, clientId });
       const intent = await stripe.paymentIntents.create({
-        amount: unitsToMinor(topUpAmount, route.currency),
+        amount: unitsToMinor(topUpAmount, options.minorUnits === 'two-decimals' ? 'usd' : route.currency),
         currency: route.currency,
         payment_method: payload.paymentMethodId,
         confirm: true,

@@ -136,4 +136,45 @@ describe('against a stripe402 v1 server', () => {
     expect(payments().slice(3)).toEqual([undefined, expect.objectContaining({ paymentMethodId: 'pm_card_visa', topUpAmount: 10_000 })]);
     expect(charges()).toBe(before + 1);
   });
+
+  it('counts a yen top-up by its worst case, as unconfirmed, when a v1 server charges yen 100 times over', async () => {
+    await v1.close();
+    v1 = await startV1Server({
+      stripeUrl: emulator.url,
+      stripeSecretKey: emulator.secretKey,
+      publishableKey: emulator.publishableKey,
+      serverSecret: `v1-client-tests-secret-${++secretCounter}-0123456789abcdef`,
+      routes: { 'GET /api/fortune': { amount: 10_000, currency: 'jpy', minTopUp: 1_000_000 } },
+      minorUnits: 'two-decimals',
+    });
+    const events: PaymentEvent[] = [];
+    // 100,000,000 units = 10,000 yen a day: room for the worst case of one 100-yen top-up (10,000 yen).
+    const budget = { maxTopUp: { jpy: 1_000_000 }, perOrigin: { perDay: { jpy: 100_000_000 } }, total: { perDay: { jpy: 100_000_000 } } };
+    const client = new Stripe402Client({ paymentMethodId: 'pm_card_visa', budget, onPayment: (e) => events.push(e) });
+    const response = await client.fetch(`${v1.url}/api/fortune`);
+    expect(response.status).toBe(200);
+    await response.text();
+    const charged = succeededCharges(emulator).find((pi) => pi.id === events[0]!.chargeId);
+    // What the v1 server really took: 10,000 yen for 100 yen of credit.
+    expect(charged).toMatchObject({ amount: 10_000, currency: 'jpy' });
+    expect(events[0]).toMatchObject({ currency: 'jpy', chargedMinor: 10_000, chargeAmountConfirmed: false });
+  });
+
+  it('refuses a yen top-up whose worst case is above the cap, and charges nothing', async () => {
+    await v1.close();
+    v1 = await startV1Server({
+      stripeUrl: emulator.url,
+      stripeSecretKey: emulator.secretKey,
+      publishableKey: emulator.publishableKey,
+      serverSecret: `v1-client-tests-secret-${++secretCounter}-0123456789abcdef`,
+      routes: { 'GET /api/fortune': { amount: 10_000, currency: 'jpy', minTopUp: 1_000_000 } },
+      minorUnits: 'two-decimals',
+    });
+    const before = emulator.state.paymentIntents().length;
+    // A cap of 1,000 yen a day covers the 100 yen the spec prescribes, not the 10,000 a v1 server may take.
+    const budget = { maxTopUp: { jpy: 1_000_000 }, perOrigin: { perDay: { jpy: 10_000_000 } }, total: { perDay: { jpy: 10_000_000 } } };
+    const client = new Stripe402Client({ paymentMethodId: 'pm_card_visa', budget });
+    await expect(client.fetch(`${v1.url}/api/fortune`)).rejects.toMatchObject({ refusal: { rule: 'origin_daily_cap' } });
+    expect(emulator.state.paymentIntents().length).toBe(before);
+  });
 });
