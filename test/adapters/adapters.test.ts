@@ -12,6 +12,7 @@ import { stripe402 as expressPaywall } from '@stripe402/express';
 import { stripe402 as fastifyPaywall } from '@stripe402/fastify';
 import { decodePaymentResponseHeader, encodeHeader } from '@stripe402/core';
 import { PaywallConfigError, stripe402Fetch } from '@stripe402/server';
+import { signatureHeader } from '@stripe402/stripe-emulator';
 import Fastify from 'fastify';
 import { startExpressApp, startFastifyApp, startFetchApp, type RunningApp } from './apps.ts';
 import { conformanceAll, problems, startStack, type Stack } from './kit.ts';
@@ -30,7 +31,7 @@ describe.each(adapters)('the paywall on %s', (_name, start) => {
   let app: RunningApp;
   beforeAll(async () => {
     stack = await startStack();
-    app = await start({ engine: stack.engine });
+    app = await start({ engine: stack.engine, webhookSecret: stack.webhookSecret });
   });
   afterAll(async () => {
     await app?.close();
@@ -53,6 +54,22 @@ describe.each(adapters)('the paywall on %s', (_name, start) => {
     expect(await response.text()).toBe(body);
     const receipt = decodePaymentResponseHeader(response.headers.get('payment-response')!);
     expect(receipt.ok && receipt.value.success && receipt.value.creditsRemaining).toBe(creditsRemaining - 50);
+  });
+
+  it('receives a Stripe webhook signed over its exact bytes, and refuses a forged one', async () => {
+    const event = JSON.stringify({ id: 'evt_adapter', object: 'event', type: 'customer.created', created: 1, livemode: false, pending_webhooks: 0, request: null, data: { object: { id: 'cus_adapter', object: 'customer' } } });
+    const post = (secret: string) =>
+      fetch(`${app.url}/stripe402/webhook`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', 'stripe-signature': signatureHeader(event, secret, Math.floor(Date.now() / 1000)) },
+        body: event,
+      });
+    const signed = await post(stack.webhookSecret);
+    expect(signed.status).toBe(200);
+    expect(await signed.json()).toEqual({ received: true, outcome: 'ignored' });
+    const forged = await post('whsec_someone_else');
+    expect(forged.status).toBe(400);
+    expect(await forged.json()).toEqual({ received: false, error: 'invalid signature' });
   });
 
   it('gives the credit back when the handler fails', async () => {
