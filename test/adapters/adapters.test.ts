@@ -81,6 +81,42 @@ describe.each(adapters)('the paywall on %s', (_name, start) => {
   });
 });
 
+describe('the Express paywall with a handler that streams', () => {
+  let stack: Stack;
+  let app: RunningApp;
+  beforeAll(async () => {
+    stack = await startStack();
+    const express = (await import('express')).default;
+    const server = express();
+    server.use(expressPaywall({ engine: stack.engine }));
+    // writeHead with its own cache-control, then chunks: the paywall holds them until the request is settled.
+    server.get('/api/joke', (_req, res) => {
+      res.writeHead(200, { 'content-type': 'text/plain', 'Cache-Control': 'public, max-age=3600' });
+      res.write('one ');
+      setTimeout(() => res.end('two'), 10);
+    });
+    const http = await import('node:http');
+    const listener = http.createServer(server);
+    await new Promise<void>((resolve) => listener.listen(0, '127.0.0.1', resolve));
+    const { port } = listener.address() as import('node:net').AddressInfo;
+    app = { url: `http://127.0.0.1:${port}`, close: () => new Promise<void>((resolve) => { listener.close(() => resolve()); listener.closeAllConnections(); }) };
+  });
+  afterAll(async () => {
+    await app?.close();
+    await stack?.close();
+  });
+
+  it('sends the whole body with payment-response, and its cache-control never outlives the payment (ENC-15)', async () => {
+    const { clientId, creditsRemaining } = await topUp(app.url);
+    const response = await fetch(`${app.url}/api/joke`, { headers: { payment: encodeHeader({ stripe402Version: 1, clientId }) } });
+    expect(response.status).toBe(200);
+    expect(await response.text()).toBe('one two');
+    expect(response.headers.get('cache-control')).toBe('no-store');
+    const receipt = decodePaymentResponseHeader(response.headers.get('payment-response')!);
+    expect(receipt.ok && receipt.value.creditsRemaining).toBe(creditsRemaining - 100);
+  });
+});
+
 /** Tops up with a test card on the paid joke; the client id and the balance after it. */
 async function topUp(url: string): Promise<{ clientId: string; creditsRemaining: number }> {
   const payment = encodeHeader({ stripe402Version: 1, paymentMethodId: 'pm_card_visa', topUpAmount: 50_000 });
