@@ -82,6 +82,18 @@ describe('the packed packages', () => {
     }
   });
 
+  it('declare no type from an optional peer dependency, so a Redis user needs neither pg nor PGlite, even to typecheck', () => {
+    for (const t of tarballs) {
+      const dir = path.join(consumer, 'node_modules', t.name);
+      const manifest = JSON.parse(readFileSync(path.join(dir, 'package.json'), 'utf8')) as { peerDependenciesMeta?: Record<string, { optional?: boolean }> };
+      const optional = Object.entries(manifest.peerDependenciesMeta ?? {}).filter(([, meta]) => meta.optional).map(([name]) => name);
+      for (const file of t.files.map((f) => f.path).filter((f) => f.endsWith('.d.ts'))) {
+        const text = readFileSync(path.join(dir, file), 'utf8');
+        for (const name of optional) expect(text.includes(`'${name}'`) || text.includes(`"${name}"`), `${t.name}/${file} names ${name}`).toBe(false);
+      }
+    }
+  });
+
   it('typecheck in a strict consumer with node16 and bundler resolution, and the client builds without Node types', async () => {
     for (const config of ['tsconfig.node16.json', 'tsconfig.bundler.json', 'tsconfig.browser.json']) {
       const result = await run(process.execPath, [path.join(consumer, 'node_modules/typescript/bin/tsc'), '-p', config], { cwd: consumer }).catch((e: { stdout: string }) => e);

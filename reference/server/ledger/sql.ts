@@ -97,15 +97,28 @@ function ledgerError(error: unknown): Error {
   return new LedgerUnavailableError('the ledger is unavailable', { cause: error });
 }
 
-const pgliteLocks = new WeakMap<PGlite, LocalLocks>();
+/**
+ * What the ledger calls of an open PGlite instance. A structural type, so
+ * that the package's declarations name no PGlite type: a PostgreSQL or
+ * Redis user has no PGlite installed, and their TypeScript must not need it.
+ */
+export interface PGliteInstance {
+  query<T>(query: string, params?: unknown[]): Promise<{ rows: T[] }>;
+  exec(query: string): Promise<Array<{ rows: unknown[] }>>;
+  transaction<T>(callback: (tx: { query<R>(query: string, params?: unknown[]): Promise<{ rows: R[] }>; exec(query: string): Promise<unknown> }) => Promise<T>): Promise<T>;
+  close(): Promise<void>;
+  readonly closed: boolean;
+}
+
+const pgliteLocks = new WeakMap<PGliteInstance, LocalLocks>();
 
 class PGliteDriver implements SqlDriver {
   readonly sharedAcrossProcesses = false;
   readonly locks: LocalLocks;
-  readonly #db: PGlite;
+  readonly #db: PGliteInstance;
   readonly #owned: boolean;
 
-  constructor(db: PGlite, owned: boolean) {
+  constructor(db: PGliteInstance, owned: boolean) {
     this.#db = db;
     this.#owned = owned;
     let locks = pgliteLocks.get(db);
@@ -723,7 +736,7 @@ export type SqlTarget =
   /** A PGlite data directory, created if missing, or `memory` for an in-memory database. */
   | { pglite: string }
   /** An open PGlite instance, shared (for example by two ledgers in one process) and not closed by the ledger. */
-  | { pgliteInstance: PGlite }
+  | { pgliteInstance: PGliteInstance }
   /** A PostgreSQL connection string. */
   | { postgres: string };
 
