@@ -28,6 +28,19 @@ export class Backend {
     return new Backend(stripeClientForUrl(baseUrl, secretKey), sinceSeconds);
   }
 
+  private statelessProbe: Promise<boolean> | undefined;
+
+  /**
+   * Whether the backend keeps no state: it answers a PaymentIntent id that
+   * was never created (stripe-mock answers every id with its one fixture),
+   * where Stripe and the emulator answer 404. On such a backend a top-up of
+   * another size than its fixture's cannot succeed, whatever the server does.
+   */
+  stateless(): Promise<boolean> {
+    this.statelessProbe ??= this.find('pi_stripe402ConformanceNeverCreated').then((intent) => intent !== undefined);
+    return this.statelessProbe;
+  }
+
   /** Fails when the backend cannot be reached or refuses the key. */
   async ping(): Promise<void> {
     await this.stripe.paymentIntents.list({ limit: 1 });

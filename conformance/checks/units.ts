@@ -42,6 +42,10 @@ export const unitChecks: CheckDefinition[] = [
       if (topUp > ctx.maxTopUp()) throw new SkipCheck('the route allows no top-up above minTopUp');
       const { remainder } = await ctx.uncovered(card);
       const response = await ctx.payWithCard(card, topUp, undefined, { idempotencyKey: ctx.idempotencyKey() });
+      if (!isSuccess(response.status) && (await ctx.backend?.stateless())) {
+        // stripe-mock answers every top-up with its one fixture PaymentIntent (Table 8.2 metadata of one size): a server that checks it must refuse this one.
+        throw new SkipCheck(`the Stripe backend keeps no state (stripe-mock): its one PaymentIntent is a top-up of one size, so a top-up of ${topUp} units cannot succeed there (${describe(response)})`, true);
+      }
       const answer = expectServed(response, `a top-up of ${topUp} units`);
       expect(answer.chargeId !== undefined, 'a charge (chargeId)', describe(response));
       expectBalance(response, remainder + topUp - accept.amount, `(${remainder} + ${topUp} credited - ${accept.amount} spent)`);

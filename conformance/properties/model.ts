@@ -49,10 +49,12 @@ class TopUpWithCard implements Command {
   check = () => true;
   async run(model: Model, ctx: RunContext) {
     const { amount, minTopUp } = ctx.accept;
-    const known = model.cards.get(this.card);
+    let known = model.cards.get(this.card);
     const response = await ctx.payWithCard(cardName(ctx, this.card), minTopUp);
     const answer = expectServed(response, `a payment with ${cardName(ctx, this.card)}`);
     expect(isClientId(answer.clientId), 'a client id', describe(response));
+    // Cards with one fingerprint are one client with one balance (stripe-mock gives every card the same): share what is known of it.
+    known ??= [...model.cards.values()].find((k) => k.clientId === answer.clientId);
     if (known) {
       expect(answer.clientId === known.clientId, `the card's client id ${known.clientId}`, answer.clientId);
       if (known.balance >= amount) {
@@ -73,7 +75,9 @@ class TopUpWithCard implements Command {
         `creditsRemaining ${answer.creditsRemaining}`,
       );
     }
-    model.cards.set(this.card, { clientId: answer.clientId, balance: answer.creditsRemaining });
+    const entry = known ?? { clientId: answer.clientId, balance: 0 };
+    entry.balance = answer.creditsRemaining;
+    model.cards.set(this.card, entry);
   }
   toString = () => `TopUpWithCard(${this.card})`;
 }
@@ -168,6 +172,8 @@ export const modelProperty: CheckDefinition = {
   requirement: 'PROC-9',
   property: true,
   async run(ctx) {
+    // Where no card can pay (a backend on which no PaymentIntent succeeds) there is no balance to model: a prerequisite, not a balance error.
+    await ctx.identify(ctx.options.cards.good[0]!);
     const cards = ctx.options.cards.good.length;
     const junk = builtInInputs(ctx.options.cards.good[0]!, ctx.randomClientId(), ctx.accept.minTopUp).filter(stillInvalidOverHttp);
     const card = fc.nat({ max: cards - 1 });

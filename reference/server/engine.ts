@@ -13,7 +13,7 @@ import { deriveClientId, isClientId, isStrongServerSecret, SERVER_SECRET_MIN_BYT
 import { unitsToMinor } from '@stripe402/core';
 import type { ErrorCode, PaymentPayload, PaymentRequiredResponse, PaymentRequirements, PaymentResponse } from '@stripe402/core';
 import { LedgerUnavailableError, type Ledger } from './ledger/types.ts';
-import { METADATA_CLIENT_ID, METADATA_CURRENCY, METADATA_UNITS, type GatewayFailure, type PaymentIntentView, type StripeGateway } from './gateway.ts';
+import { METADATA_CLIENT_ID, METADATA_CURRENCY, METADATA_UNITS, show, type GatewayFailure, type PaymentIntentView, type StripeGateway } from './gateway.ts';
 import { chargeStep, compileRoutes, RouteTable, STRIPE_MAXIMUM_CHARGE, type PaidRoute, type PaidRouteConfig, type Price, type RouteMatch } from './routes.ts';
 
 /** Headers every stripe402 response exposes to browsers (ENC-12). */
@@ -98,6 +98,7 @@ const MESSAGES = {
   card_declined: 'The card was declined.',
   authentication_required: 'The card issuer asks the card holder to authenticate this payment: complete it at nextActionUrl, then repeat the request with paymentIntentId.',
   payment_failed: 'The payment did not succeed.',
+  payment_mismatch: 'The payment service answered with a payment other than this top-up; nothing was credited.',
   unusable_payment_method: 'The PaymentMethod does not exist on this server\'s Stripe account or is not a card.',
   unknown_payment_intent: 'The paymentIntentId does not name a top-up of this client for this price.',
   key_reused: 'This idempotencyKey was used for a different top-up; use a new key.',
@@ -353,8 +354,11 @@ export class PaymentEngine {
       if (!earlier.ok) this.unavailableIfUnknown(earlier, 'top-up lookup', match);
       else if (earlier.paymentIntent) {
         const pi = earlier.paymentIntent;
-        if (!this.isOurs(pi, clientId, topUp, price.currency)) return this.fail(match, { ...base, code: 'invalid_payment', message: MESSAGES.key_reused }, context);
+        // Found by this client id and key: another amount or currency means the key named another top-up.
+        if (this.mismatch(pi, { clientId, units: topUp, currency: price.currency })) return this.fail(match, { ...base, code: 'invalid_payment', message: MESSAGES.key_reused }, context);
         return this.settleIntent(match, price, pi, clientId, balance, context, 'charge');
+      } else if (earlier.ignored) {
+        this.report({ stage: 'stripe', route: match.route.key, clientId, detail: `top-up lookup: ${earlier.ignored}` });
       }
     }
 
@@ -382,8 +386,13 @@ export class PaymentEngine {
     });
     if (!charged.ok) return this.fail(match, { ...base, ...this.chargeFailure(charged, 'charge', match) }, context);
     const pi = charged.paymentIntent;
-    // A replayed key returns the original PaymentIntent: it must still be this client's top-up (PROC-12).
-    if (!this.isOurs(pi, clientId, topUp, price.currency)) return this.fail(match, { ...base, code: 'invalid_payment', message: MESSAGES.key_reused }, context);
+    // Stripe replays a key only with the same parameters (other parameters are a conflict, above), so a PaymentIntent
+    // other than the one asked for is the backend's fault, never the client's: say exactly what differs, credit nothing.
+    const wrong = this.mismatch(pi, { clientId, units: topUp, currency: price.currency, customerId });
+    if (wrong) {
+      this.report({ stage: 'stripe', route: match.route.key, clientId, detail: `charge: the Stripe backend answered the top-up of ${topUp} units with PaymentIntent ${pi.id}, which is not the one asked for: ${wrong}` });
+      return this.fail(match, { ...base, code: 'payment_failed', message: MESSAGES.payment_mismatch }, context);
+    }
     return this.settleIntent(match, price, pi, clientId, balance, context, 'charge');
   }
 
@@ -404,7 +413,7 @@ export class PaymentEngine {
     const found = await this.gateway.retrievePaymentIntent(payload.paymentIntentId!);
     if (!found.ok) this.unavailableIfUnknown(found, 'retrieve', match);
     // Unknown, not ours, or another top-up than the one this payload describes: invalid_payment.
-    if (!found.ok || !this.isOurs(found.paymentIntent, clientId, payload.topUpAmount, price.currency)) {
+    if (!found.ok || this.mismatch(found.paymentIntent, { clientId, units: payload.topUpAmount, currency: price.currency })) {
       const balance = await this.ledger.balance(account);
       return this.fail(match, { code: 'invalid_payment', message: MESSAGES.unknown_payment_intent, clientId, balance, currency: price.currency }, context);
     }
@@ -473,17 +482,29 @@ export class PaymentEngine {
     return this.fail(match, { code: 'insufficient_credits', message, clientId, balance: spent.balance, currency: price.currency }, context);
   }
 
-  /** Whether a PaymentIntent is this client's stripe402 top-up in this currency (of `units`, when given) and adds up (AUTH-2, PROC-12). */
-  private isOurs(pi: PaymentIntentView, clientId: string, units: number | undefined, currency: string): boolean {
-    const metaUnits = pi.metadata[METADATA_UNITS] ?? '';
-    if (!/^[1-9][0-9]*$/.test(metaUnits) || !Number.isSafeInteger(Number(metaUnits))) return false;
-    if (units !== undefined && metaUnits !== String(units)) return false;
-    return (
-      pi.metadata[METADATA_CLIENT_ID] === clientId &&
-      (pi.metadata[METADATA_CURRENCY] ?? pi.currency) === currency &&
-      pi.currency === currency &&
-      pi.amount === unitsToMinor(Number(metaUnits), currency)
-    );
+  /**
+   * What makes a PaymentIntent other than this client's stripe402 top-up in
+   * this currency (of `units` and for `customerId`, when given), or undefined
+   * when it is one (AUTH-2, PROC-12, Table 8.2). Every difference is named,
+   * for the server log.
+   */
+  private mismatch(pi: PaymentIntentView, want: { clientId: string; currency: string; units?: number | undefined; customerId?: string }): string | undefined {
+    const wrong: string[] = [];
+    const metaClient = pi.metadata[METADATA_CLIENT_ID];
+    const metaUnits = pi.metadata[METADATA_UNITS];
+    const metaCurrency = pi.metadata[METADATA_CURRENCY];
+    if (metaClient !== want.clientId) wrong.push(`metadata ${METADATA_CLIENT_ID} is ${show(metaClient)}, not ${want.clientId}`);
+    const unitsValid = metaUnits !== undefined && /^[1-9][0-9]*$/.test(metaUnits) && Number.isSafeInteger(Number(metaUnits));
+    if (!unitsValid) wrong.push(`metadata ${METADATA_UNITS} is ${show(metaUnits)}, not a number of units`);
+    else if (want.units !== undefined && metaUnits !== String(want.units)) wrong.push(`metadata ${METADATA_UNITS} is ${show(metaUnits)}, not "${want.units}"`);
+    if ((metaCurrency ?? pi.currency) !== want.currency) wrong.push(`metadata ${METADATA_CURRENCY} is ${show(metaCurrency)}, not "${want.currency}"`);
+    if (pi.currency !== want.currency) wrong.push(`currency is ${show(pi.currency)}, not "${want.currency}"`);
+    const units = want.units ?? (unitsValid ? Number(metaUnits) : undefined);
+    if (units !== undefined && pi.currency === want.currency && pi.amount !== unitsToMinor(units, want.currency)) {
+      wrong.push(`amount is ${pi.amount}, not ${unitsToMinor(units, want.currency)} (${units} units)`);
+    }
+    if (want.customerId !== undefined && pi.customer !== want.customerId) wrong.push(`customer is ${show(pi.customer)}, not ${want.customerId}`);
+    return wrong.length > 0 ? wrong.join('; ') : undefined;
   }
 
   /** ERR-9: when Stripe could not be reached or the outcome is unknown, the request ends in 503. */

@@ -44,6 +44,8 @@ export interface PaymentIntentView {
   amountReceived: number;
   currency: string;
   metadata: Readonly<Record<string, string>>;
+  /** The Customer the PaymentIntent was created for, when it has one. */
+  customer?: string;
   created: number;
   /** Where the card holder completes authentication, for `requires_action` (AUTH-1). */
   nextActionUrl?: string;
@@ -92,8 +94,13 @@ export interface StripeGateway {
   /** Creates and confirms one PaymentIntent (confirm now, no redirects). */
   charge(request: ChargeRequest): Promise<Outcome<{ paymentIntent: PaymentIntentView }>>;
   retrievePaymentIntent(paymentIntentId: string): Promise<Outcome<{ paymentIntent: PaymentIntentView }>>;
-  /** The PaymentIntent of an earlier top-up under this client id and payload idempotencyKey, if Stripe knows one (PROC-12). */
-  findTopUp(clientId: string, idempotencyKey: string): Promise<Outcome<{ paymentIntent: PaymentIntentView | null }>>;
+  /**
+   * The PaymentIntent of an earlier top-up under this client id and payload
+   * idempotencyKey, if Stripe knows one (PROC-12). A search answer whose
+   * metadata does not match the query is not that top-up: it is left out and
+   * described in `ignored`, for the server log.
+   */
+  findTopUp(clientId: string, idempotencyKey: string): Promise<Outcome<{ paymentIntent: PaymentIntentView | null; ignored?: string }>>;
   /** Succeeded PaymentIntents created at or after `since` that carry stripe402 metadata (for reconcile). */
   succeededPaymentIntents(since: Date): AsyncIterable<PaymentIntentView>;
   /** Verifies a webhook signature and parses the event; throws on a bad signature. */
@@ -157,9 +164,11 @@ export class StripeSdkGateway implements StripeGateway {
   private async searchCustomer(clientId: string): Promise<string | null> {
     try {
       const result = await this.stripe.customers.search({ query: `metadata['${METADATA_CLIENT_ID}']:'${clientId}'`, limit: 1 });
-      return result.data[0]?.id ?? null;
+      const found = result.data[0];
+      // stripe-mock answers every search with its one fixture: only a Customer of this client id is this client's.
+      return found && found.metadata?.[METADATA_CLIENT_ID] === clientId ? found.id : null;
     } catch (error) {
-      // A backend without the search API (some test backends) still gets one customer per client from the idempotent create.
+      // A backend without the search API (404) still gets one customer per client from the idempotent create.
       if (error instanceof Stripe.errors.StripeInvalidRequestError || (error as { statusCode?: number }).statusCode === 404) return null;
       throw error;
     }
@@ -199,17 +208,27 @@ export class StripeSdkGateway implements StripeGateway {
     }
   }
 
-  async findTopUp(clientId: string, idempotencyKey: string): Promise<Outcome<{ paymentIntent: PaymentIntentView | null }>> {
+  async findTopUp(clientId: string, idempotencyKey: string): Promise<Outcome<{ paymentIntent: PaymentIntentView | null; ignored?: string }>> {
     try {
       const result = await this.stripe.paymentIntents.search({
         query: `metadata['${METADATA_CLIENT_ID}']:'${clientId}' AND metadata['${METADATA_IDEMPOTENCY_KEY}']:'${idempotencyKey}'`,
         limit: 1,
       });
       const found = result.data[0];
-      return { ok: true, paymentIntent: found ? view(found) : null };
+      if (!found) return { ok: true, paymentIntent: null };
+      // A backend that answers every search with one fixture (stripe-mock) names a PaymentIntent the query did not ask for.
+      const metadata = found.metadata ?? {};
+      if (metadata[METADATA_CLIENT_ID] !== clientId || metadata[METADATA_IDEMPOTENCY_KEY] !== idempotencyKey) {
+        const ignored =
+          `the search for the top-up of this client id and idempotencyKey answered PaymentIntent ${found.id}, ` +
+          `whose metadata ${METADATA_CLIENT_ID} is ${show(metadata[METADATA_CLIENT_ID])} and ${METADATA_IDEMPOTENCY_KEY} is ${show(metadata[METADATA_IDEMPOTENCY_KEY])}: ` +
+          `not a match, so treated as no earlier top-up (a stateless mock such as stripe-mock answers every search with its fixture)`;
+        return { ok: true, paymentIntent: null, ignored };
+      }
+      return { ok: true, paymentIntent: view(found) };
     } catch (error) {
       const failed = failure(error);
-      // A backend without search (stripe-mock) still has Stripe's own 24-hour idempotency window.
+      // A backend without the search API (404, or a refused query) still has Stripe's own 24-hour idempotency window.
       if (failed.kind === 'not_found' || failed.kind === 'failed') return { ok: true, paymentIntent: null };
       return failed;
     }
@@ -242,9 +261,16 @@ export function view(pi: Stripe.PaymentIntent): PaymentIntentView {
     created: pi.created,
     declined: pi.last_payment_error?.type === 'card_error',
   };
+  const customer = typeof pi.customer === 'string' ? pi.customer : pi.customer?.id;
+  if (customer) result.customer = customer;
   const url = pi.next_action?.redirect_to_url?.url;
   if (url) result.nextActionUrl = url;
   return result;
+}
+
+/** A metadata value for a log line: quoted, or `absent`. */
+export function show(value: string | undefined): string {
+  return value === undefined ? 'absent' : JSON.stringify(value);
 }
 
 /** Maps an SDK error to a typed failure; the SDK text stays in `detail`, for logs. */

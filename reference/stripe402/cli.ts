@@ -25,10 +25,14 @@ const subcommands: Record<string, { summary: string; run: (argv: string[]) => Pr
     summary: 'credit succeeded top-ups that the ledger missed',
     run: async (argv) => (await import('./serve-cli.ts')).runReconcileCli(argv),
   },
+  'stripe-mock-fixtures': {
+    summary: 'write the stripe-mock fixtures file with which top-ups succeed',
+    run: async (argv) => (await import('../conformance/stripe-mock.ts')).runStripeMockFixturesCli(argv),
+  },
 };
 
 function usage(): string {
-  const lines = Object.entries(subcommands).map(([name, s]) => `  ${name.padEnd(10)} ${s.summary}`);
+  const lines = Object.entries(subcommands).map(([name, s]) => `  ${name.padEnd(20)} ${s.summary}`);
   return ['Usage: stripe402 <command> [options]', '', 'Commands:', ...lines, '', 'Run `stripe402 <command> --help` for its options.'].join('\n');
 }
 
