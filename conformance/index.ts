@@ -14,3 +14,13 @@ export { renderText, type TextOptions } from './report/text.ts';
 export { renderJUnit } from './report/junit.ts';
 export { renderBadgeSvg, shieldsEndpoint, badgeContent, type BadgeContent } from './report/badge.ts';
 export type { Level, Severity } from './checks/types.ts';
+export {
+  stripeMockFixtures,
+  stripeMockBinary,
+  startStripeMock,
+  runStripeMockFixturesCli,
+  STRIPE_MOCK_FINGERPRINT,
+  type StripeMockFixtureOptions,
+  type StripeMockFixtures,
+  type RunningStripeMock,
+} from './stripe-mock.ts';

@@ -27,7 +27,7 @@ const subcommands: Record<string, { summary: string; run: (argv: string[]) => Pr
   },
   'stripe-mock-fixtures': {
     summary: 'write the stripe-mock fixtures file with which top-ups succeed',
-    run: async (argv) => (await import('../conformance/stripe-mock.ts')).runStripeMockFixturesCli(argv),
+    run: async (argv) => (await import('@stripe402/conformance')).runStripeMockFixturesCli(argv),
   },
 };
 
