@@ -16,7 +16,6 @@ export { renderBadgeSvg, shieldsEndpoint, badgeContent, type BadgeContent } from
 export type { Level, Severity } from './checks/types.ts';
 export {
   stripeMockFixtures,
-  stripeMockBinary,
   startStripeMock,
   runStripeMockFixturesCli,
   STRIPE_MOCK_FINGERPRINT,
