@@ -5,14 +5,15 @@
  * only those mean much. A benchmark that catches a broken guarantee (an
  * inexact balance, a balance that differs from its journal) fails the run.
  *
- *   npm run bench                          # everything, about 12 minutes
+ *   npm run bench                          # everything: about 12 minutes, and 30 more for prices
  *   npm run bench -- paid scale-out        # some sections: paid, scale-out,
- *                                          # topup, scaling, conformance, ledger, emulator, mcp
+ *                                          # topup, scaling, conformance, prices, ledger, emulator, mcp
  *   BENCH_DURATION=8 BENCH_ROUNDS=3 BENCH_LOAD=autocannon npm run bench -- paid
  *
  * Figures, commands and what they showed: docs/performance.md.
  */
 import { main as conformanceBench, type ConformanceRow } from './conformance.bench.ts';
+import { main as pricesBench, type PriceRow } from './conformance-prices.bench.ts';
 import { main as emulatorBench, type BenchRow } from './emulator.bench.ts';
 import { main as ledgerBench } from './ledger.bench.ts';
 import { main as mcpBench, printMcpRow, type McpRow } from './mcp.bench.ts';
@@ -21,7 +22,7 @@ import { main as scalingBench, type ScalingRow } from './spend-scaling.bench.ts'
 import { main as topUpBench, type TopUpRow } from './topup.bench.ts';
 import { loadGenerator, machineLine, rate, table } from './harness.ts';
 
-const SECTIONS = ['paid', 'scale-out', 'topup', 'scaling', 'conformance', 'ledger', 'emulator', 'mcp'] as const;
+const SECTIONS = ['paid', 'scale-out', 'topup', 'scaling', 'conformance', 'prices', 'ledger', 'emulator', 'mcp'] as const;
 type Section = (typeof SECTIONS)[number];
 
 /** The paid/free ratios the issue asks for, per ledger, on one process. */
@@ -47,6 +48,7 @@ async function main(argv: string[]): Promise<void> {
   let topUps: TopUpRow[] = [];
   let scaling: ScalingRow[] = [];
   let conformance: ConformanceRow[] = [];
+  let prices: PriceRow[] = [];
   let emulator: BenchRow[] = [];
   let mcp: McpRow | undefined;
   if (run('paid')) {
@@ -74,6 +76,10 @@ async function main(argv: string[]): Promise<void> {
   if (run('conformance')) {
     heading('conformance suite run time');
     conformance = await conformanceBench();
+  }
+  if (run('prices')) {
+    heading('the conformance suite over 200 legal price configurations');
+    prices = await pricesBench();
   }
   if (run('ledger')) {
     heading('ledger spends: group commit against one round trip per spend');
@@ -107,6 +113,7 @@ async function main(argv: string[]): Promise<void> {
     rows.push([`spends/s at ${last.accounts.toLocaleString('en-US')} / 1,000 accounts, ${kind}`, `${rate(last.spendsPerSecond)} / ${rate(mine[0]!.spendsPerSecond)}`, last.ratio.toFixed(2), '']);
   }
   for (const row of conformance) rows.push([`conformance --level all, ${row.ledger}`, `${row.seconds.toFixed(1)} s, ${row.passed}/${row.checks} passed`, '', '']);
+  for (const row of prices) rows.push([`price property, ${row.server} server`, `${row.configs} configurations in ${row.seconds.toFixed(1)} s`, '', `${row.counterexamples} counterexamples`]);
   for (const row of emulator.filter((r) => !r.name.startsWith('baseline'))) rows.push([`emulator / bare HTTP: ${row.name}`, `${rate(row.requestsPerSecond)} req/s`, row.ratio.toFixed(2), '']);
   if (mcp) rows.push(['MCP stripe402_fetch / paid fetch (p50)', `${mcp.toolP50.toFixed(2)} / ${mcp.fetchP50.toFixed(2)} ms`, (mcp.toolP50 / mcp.fetchP50).toFixed(2), '']);
   table(rows);

@@ -20,7 +20,7 @@ import {
 } from '@stripe402/core';
 import type { Backend } from './backend.ts';
 import { CheckFailure, Prerequisite, SkipCheck } from './checks/types.ts';
-import { delivered, describe, errorCodeOf, headerValue, isSuccess, toExchange, type Exchange } from './exchange.ts';
+import { balanceOf, delivered, describe, errorCodeOf, headerValue, isSuccess, toExchange, type Exchange } from './exchange.ts';
 import { TransportError, type HttpTransport } from './http.ts';
 
 /** The test cards the suite pays with. */
@@ -108,6 +108,7 @@ export class RunContext {
   /** Client id of each card, once learned. */
   readonly cardClients = new Map<string, string>();
   private randomState: number;
+  private readonly memos = new Map<string, Promise<unknown>>();
 
   constructor(
     readonly options: ResolvedOptions,
@@ -135,6 +136,21 @@ export class RunContext {
   requireBackend(): Backend {
     if (!this.backend) throw new SkipCheck('needs access to the Stripe backend (--stripe-url and --stripe-key)', true);
     return this.backend;
+  }
+
+  /**
+   * What the run established once about the target (which extensions it
+   * implements, CONF-5), shared by every check that needs it. A failed
+   * attempt is not kept, so the next check tries again.
+   */
+  memo<T>(key: string, establish: () => Promise<T>): Promise<T> {
+    let known = this.memos.get(key) as Promise<T> | undefined;
+    if (!known) {
+      known = establish();
+      this.memos.set(key, known);
+      known.catch(() => this.memos.delete(key));
+    }
+    return known;
   }
 
   /** A deterministic pseudo-random number in [0, 1), from the run's seed. */
@@ -193,14 +209,29 @@ export class RunContext {
     const exchange = toExchange(request, response, payload);
     if (sent !== undefined) {
       this.observed.push(exchange);
-      if (payload) this.learn(exchange, payload as Partial<PaymentPayload>, route.accept);
+      // Every answer teaches a balance, also one to an invalid header that a lax target served anyway.
+      this.learn(exchange, (payload ?? looseMembers(sent)) as Partial<PaymentPayload>, route.accept);
     }
     return exchange;
   }
 
-  /** Sends a payload to the paid route (or another). */
+  /**
+   * Sends a payload to the paid route (or another). A route whose price is
+   * not its first accepts entry is paid in that entry's currency, so the
+   * payload names it (MSG-11) unless it names a currency itself.
+   */
   pay(payload: object, route?: Route): Promise<Exchange> {
+    const first = route?.challenge.accepts[0];
+    if (route && first && route.accept.currency !== first.currency && !('currency' in payload)) {
+      payload = { ...payload, currency: route.accept.currency };
+    }
     return this.send({ payload }, route);
+  }
+
+  /** The paid route priced in each currency its challenge offers, the first (the route itself) first. */
+  routesByCurrency(): Route[] {
+    const home = this.route();
+    return home.challenge.accepts.map((accept, i) => (i === 0 ? home : { ...home, accept }));
   }
 
   /** Spends from a client id once. */
@@ -217,6 +248,20 @@ export class RunContext {
   /** The last balance the target reported for a client in the route's currency. */
   knownBalance(clientId: string, route: Route = this.route()): number | undefined {
     return this.balances.get(`${clientId}|${currencyOf(route)}`);
+  }
+
+  /**
+   * The PaymentIntents of this run charged for a client, or undefined without
+   * a backend: those whose metadata names it (PROC-14), and those the target
+   * reported as its chargeId, found by id. Matching by metadata alone would
+   * miss every charge of a target that omits it, which only
+   * 5/top-up-metadata-names-client-and-units may judge.
+   */
+  async chargedFor(clientId: string): Promise<Set<string> | undefined> {
+    if (!this.backend) return undefined;
+    const ids = new Set((await this.backend.paymentIntentsFor(clientId)).map((intent) => intent.id));
+    for (const charge of this.charges.values()) if (charge.clientId === clientId) ids.add(charge.paymentIntentId);
+    return ids;
   }
 
   /** Records a charge the suite completed itself (a resumed authentication). */
@@ -247,9 +292,9 @@ export class RunContext {
   /** Learns a client's balance by spending once (or being refused). */
   async probeBalance(clientId: string, route: Route = this.route()): Promise<number> {
     const exchange = await this.spend(clientId, route);
-    const answer = exchange.paymentResponse;
-    if (!answer) throw new Prerequisite(`a spend with a known client id got no decodable payment-response (${describe(exchange)})`);
-    return answer.creditsRemaining;
+    const balance = balanceOf(exchange);
+    if (balance === undefined) throw new Prerequisite(`a spend with a known client id reported no balance (${describe(exchange)})`);
+    return balance;
   }
 
   /**
@@ -266,11 +311,14 @@ export class RunContext {
         describe(last),
       );
     }
-    if (errorCodeOf(last) !== 'insufficient_credits' || !last.paymentResponse) {
+    // The code is read wherever the target put it (readAnswer); a refusal without payment-response reports no
+    // balance to compare, and that missing header is 3/payment-response-on-error's to judge, not this helper's.
+    if (errorCodeOf(last) !== 'insufficient_credits') {
       throw new CheckFailure('insufficient_credits once the balance is below the price', describe(last));
     }
-    if (last.paymentResponse.creditsRemaining !== balance) {
-      throw new CheckFailure(`a balance of ${balance} units after spending it down`, `creditsRemaining ${last.paymentResponse.creditsRemaining}`);
+    const reported = balanceOf(last);
+    if (reported !== undefined && reported !== balance) {
+      throw new CheckFailure(`a balance of ${balance} units after spending it down`, `creditsRemaining ${reported}`);
     }
     return balance;
   }
@@ -294,7 +342,7 @@ export class RunContext {
       throw new CheckFailure(`each of ${count} spends from a reported balance of ${balance} units to be served`, describe(refused));
     }
     balance -= count * amount;
-    const lowest = Math.min(...exchanges.map((e) => e.paymentResponse?.creditsRemaining ?? Infinity));
+    const lowest = Math.min(...exchanges.map((e) => balanceOf(e) ?? Infinity));
     if (lowest !== balance) {
       throw new CheckFailure(`a balance of ${balance} units after ${count} spends of ${amount} units`, `creditsRemaining ${lowest}`);
     }
@@ -315,7 +363,7 @@ export class RunContext {
       const count = Math.floor((balance - keep) / fast.accept.amount);
       if (count > MAX_DRAIN_REQUESTS) return;
       const spends = await this.burst(count, () => this.spend(clientId, fast));
-      const reported = spends.map((s) => (isSuccess(s.status) ? s.paymentResponse?.creditsRemaining : undefined));
+      const reported = spends.map((s) => (isSuccess(s.status) ? balanceOf(s) : undefined));
       const expected = balance - count * fast.accept.amount;
       if (reported.some((r) => r === undefined) || Math.min(...(reported as number[])) !== expected) {
         this.fastDrainRoute = null;
@@ -361,13 +409,20 @@ export class RunContext {
     // Answers of a burst arrive in any order; the balance after it is the lowest one reported
     // (spends only lower it, and a top-up in a burst is charged before the spends it pays for).
     const lowest = new Map<string, number>();
+    const charges = new Map<string, number>();
     for (const exchange of results) {
       const key = exchange.balanceKey;
-      const value = exchange.paymentResponse?.creditsRemaining;
+      const value = balanceOf(exchange);
       if (key === undefined || value === undefined) continue;
       lowest.set(key, Math.min(value, lowest.get(key) ?? Infinity));
+      if (exchange.answer.chargeId !== undefined) charges.set(key, (charges.get(key) ?? 0) + 1);
     }
-    for (const [key, value] of lowest) this.balances.set(key, value);
+    for (const [key, value] of lowest) {
+      // Two charges in one burst (a target that does not serialize top-ups) leave no answer naming the final
+      // balance: the suite forgets it, and the next use learns it again.
+      if ((charges.get(key) ?? 0) > 1) this.balances.delete(key);
+      else this.balances.set(key, value);
+    }
     return results;
   }
 
@@ -428,21 +483,40 @@ export class RunContext {
 
   /** Records what a response to a payload the suite built says about balances and charges. */
   private learn(exchange: Exchange, payload: Partial<PaymentPayload>, accept: PaymentRequirements | undefined): void {
-    const answer = exchange.paymentResponse;
-    if (!answer || !accept) return;
+    const answer = exchange.answer;
+    if (!accept || answer.clientId === undefined) return;
     const currency = typeof payload.currency === 'string' ? payload.currency : accept.currency;
     if (isClientId(answer.clientId)) {
       this.clientsUsed.add(answer.clientId);
-      exchange.balanceKey = `${answer.clientId}|${currency}`;
-      this.balances.set(exchange.balanceKey, answer.creditsRemaining);
+      if (answer.creditsRemaining !== undefined) {
+        exchange.balanceKey = `${answer.clientId}|${currency}`;
+        this.balances.set(exchange.balanceKey, answer.creditsRemaining);
+      }
       if (typeof payload.paymentMethodId === 'string' && isSuccess(exchange.status)) {
         this.cardClients.set(payload.paymentMethodId, answer.clientId);
       }
     }
-    if (answer.chargeId && !this.charges.has(answer.chargeId)) {
-      const units = payload.topUpAmount ?? accept.minTopUp;
+    // A charge counts only with the units it bought: a top-up amount that is no integer (junk a lax target charged) has none.
+    const units = payload.topUpAmount ?? accept.minTopUp;
+    if (answer.chargeId && !this.charges.has(answer.chargeId) && Number.isSafeInteger(units)) {
       this.charges.set(answer.chargeId, { paymentIntentId: answer.chargeId, clientId: answer.clientId, units, currency });
     }
+  }
+}
+
+/**
+ * The members of a payment value the strict codec refuses, read the way a lax
+ * server would (Node's forgiving base64, then JSON), so that what such a
+ * server did with it (the currency it spent, the top-up it charged) is still
+ * learned. Empty when even that reading fails.
+ */
+function looseMembers(sent: string | string[]): Record<string, unknown> {
+  const value = Array.isArray(sent) ? sent[0] ?? '' : sent;
+  try {
+    const json: unknown = JSON.parse(Buffer.from(value.trim(), 'base64').toString('utf8'));
+    return typeof json === 'object' && json !== null && !Array.isArray(json) ? (json as Record<string, unknown>) : {};
+  } catch {
+    return {};
   }
 }
 
@@ -497,13 +571,13 @@ export class TargetError extends Error {
 async function loadDiscovery(transport: HttpTransport): Promise<Target['discovery']> {
   const response = await transport.request({ method: 'GET', path: DISCOVERY_PATH });
   if (response.status !== 200) return { status: response.status, error: `${DISCOVERY_PATH} answered HTTP ${response.status}` };
+  const contentType = headerValue(response.headers, 'content-type') ?? '';
   let json: unknown;
   try {
     json = JSON.parse(response.body);
   } catch {
-    return { status: response.status, error: `${DISCOVERY_PATH} is not JSON` };
+    return { status: response.status, contentType, error: `${DISCOVERY_PATH} is not JSON` };
   }
-  const contentType = headerValue(response.headers, 'content-type') ?? '';
   const checked = checkDiscoveryDocument(json);
   if (!checked.ok) return { status: response.status, contentType, error: `${DISCOVERY_PATH} does not validate: ${checked.error.detail}` };
   return { status: response.status, contentType, document: checked.value };

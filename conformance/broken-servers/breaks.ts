@@ -101,6 +101,11 @@ export const BREAKS = {
     requirements: ['ENC-7'],
     checks: ['3/rejects-non-object-json'],
   },
+  'five-hundred-on-null-payload': {
+    description: 'reads the payment header as v1 does: non-object JSON gets the plain challenge, and JSON null throws, answering 500 with the stack trace',
+    requirements: ['ENC-7', 'ERR-4', 'ERR-6'],
+    checks: ['3/rejects-non-object-json', '10/error-messages-carry-no-internals'],
+  },
   'accepts-duplicate-members': {
     description: 'reads a payload with two members of one name (JSON.parse keeps the last) instead of rejecting it (a SHOULD)',
     requirements: ['ENC-16'],
@@ -148,6 +153,16 @@ export const BREAKS = {
     requirements: ['MSG-3'],
     checks: ['4/rejects-fractional-top-up'],
   },
+  'charges-fractional-top-up': {
+    description: 'does not check that topUpAmount is an integer: a covered card spends, and a card whose balance is short is charged the rounded-up amount and never credited (payment_failed)',
+    requirements: ['MSG-3', 'PROC-2'],
+    checks: ['4/rejects-fractional-top-up', '8/invalid-payload-charges-nothing'],
+  },
+  'resource-url-elsewhere': {
+    description: 'the challenge\'s resource.url names another resource (/api)',
+    requirements: ['MSG-5'],
+    checks: ['4/resource-url-names-resource'],
+  },
   'coerces-top-up-amount': {
     description: 'converts a topUpAmount that is not a number with Number()',
     requirements: ['MSG-3'],
@@ -165,8 +180,8 @@ export const BREAKS = {
   },
   'drops-malformed-members': {
     description: 'drops optional payload members of the wrong type or format instead of rejecting the payload',
-    requirements: ['MSG-15'],
-    checks: ['4/rejects-malformed-members'],
+    requirements: ['MSG-15', 'MSG-10'],
+    checks: ['4/rejects-malformed-members', '4/rejects-malformed-idempotency-key'],
   },
   'rejects-unknown-fields': {
     description: 'rejects a payload with an unknown member instead of ignoring it',
@@ -194,6 +209,11 @@ export const BREAKS = {
     requirements: ['COMPAT-1', 'MSG-9'],
     checks: ['15/v1-payload-shapes-served'],
   },
+  'requires-idempotency-key': {
+    description: 'refuses a top-up that needs a charge unless the payload carries an idempotencyKey, a member v1 does not define',
+    requirements: ['COMPAT-3'],
+    checks: ['15/no-extension-member-required'],
+  },
 
   // ---- section 5: units and currencies
   'credits-wrong-amount': {
@@ -212,6 +232,11 @@ export const BREAKS = {
     requirements: ['PROC-14'],
     checks: ['5/top-up-metadata-names-client-and-units'],
     alsoRun: ['8/top-up-charges-and-serves'],
+  },
+  'charges-first-currency': {
+    description: 'charges a top-up in any offered currency in the first one (usd): a eur top-up is charged in cents of usd',
+    requirements: ['UNIT-3', 'UNIT-2'],
+    checks: ['5/every-offered-currency-charged', '5/charge-rounds-up'],
   },
   'min-top-up-off-charge-step': {
     description: 'offers kwd with a minTopUp of 50,010 units, which charges 5,001 fils (kwd charges in steps of 10)',
@@ -355,6 +380,12 @@ export const BREAKS = {
     requirements: ['PROC-9'],
     checks: ['8/concurrent-top-ups-charge-once'],
   },
+  'no-charge-amount': {
+    description: 'reports chargeId without chargeAmount (a SHOULD)',
+    requirements: ['PROC-17'],
+    checks: ['8/charge-amount-reported'],
+    alsoRun: ['8/top-up-charges-and-serves'],
+  },
   'charges-when-card-given-with-client-id': {
     description: 'a payload with a covering clientId and a paymentMethodId is charged instead of spending',
     requirements: ['PROC-3'],
@@ -384,6 +415,16 @@ export const BREAKS = {
     description: 'does not serialize top-ups per client: concurrent top-ups each charge',
     requirements: ['PROC-7'],
     checks: ['8/concurrent-top-ups-charge-once'],
+  },
+  'double-charge-with-v1-error-bodies': {
+    description: 'answers errors as v1 does (no payment-response, a PaymentResponse body) and does not serialize top-ups: concurrent top-ups each charge',
+    requirements: ['PROC-7'],
+    checks: ['8/concurrent-top-ups-charge-once'],
+  },
+  'card-errors-are-payment-failed': {
+    description: 'answers a card error other than a generic decline (expired card, incorrect CVC) with payment_failed',
+    requirements: ['PROC-15'],
+    checks: ['8/card-errors-are-card-declined'],
   },
   'ignores-idempotency-key': {
     description: 'ignores the payload idempotencyKey: a repeated top-up charges again',
@@ -415,13 +456,18 @@ export const BREAKS = {
   'resume-credits-twice': {
     description: 'a resumed PaymentIntent is credited again on every retry that names it',
     requirements: ['AUTH-2', 'LEDG-4'],
-    checks: ['9/resume-credits-once'],
+    checks: ['9/resume-credits-once', '11/payment-intent-credited-once'],
   },
   'resume-skips-metadata-check': {
     description: 'resumes any succeeded PaymentIntent, even one charged for another client',
     requirements: ['AUTH-3'],
     checks: ['9/rejects-foreign-payment-intent'],
     alsoRun: ['8/top-up-charges-and-serves'],
+  },
+  'without-authentication-refuses-payment-intent': {
+    description: 'does not implement card authentication (payment_failed for requires_action) and refuses a payload with paymentIntentId instead of ignoring it',
+    requirements: ['AUTH-4'],
+    checks: ['9/without-extension-ignores-payment-intent'],
   },
 
   // ---- section 10: errors
@@ -438,10 +484,28 @@ export const BREAKS = {
     alsoRun: ['3/payment-response-on-error'],
   },
   'leaks-internals': {
-    description: 'error messages carry a stack trace (a SHOULD)',
+    description: 'error messages carry a stack trace',
     requirements: ['ERR-4'],
     checks: ['10/error-messages-carry-no-internals'],
     alsoRun: ['3/payment-response-on-error'],
+  },
+  'leaks-stripe-error-text': {
+    description: 'error messages carry Stripe\'s own error text with its request id (req_...)',
+    requirements: ['ERR-4'],
+    checks: ['10/error-messages-carry-no-internals'],
+    alsoRun: ['6/rejects-unknown-payment-method'],
+  },
+  'leaks-database-error-text': {
+    description: 'an insufficient_credits message carries the text of a Redis error, a malformed payload\'s the text of a PostgreSQL error',
+    requirements: ['ERR-4'],
+    checks: ['10/error-messages-carry-no-internals'],
+    alsoRun: ['3/payment-response-on-error'],
+  },
+  'leaks-runtime-error-text': {
+    description: 'an invalid_payment message carries Go runtime error text (strconv.ParseInt: parsing ...)',
+    requirements: ['ERR-4'],
+    checks: ['10/error-messages-carry-no-internals'],
+    alsoRun: ['4/rejects-top-up-of-wrong-type'],
   },
   'five-hundred-on-invalid-input': {
     description: 'JSON.parse of a junk payment header throws and the server answers 500',
@@ -480,6 +544,50 @@ export const BREAKS = {
 } as const satisfies Record<string, BreakInfo>;
 
 export type BreakName = keyof typeof BREAKS;
+
+/** A deliberate departure that the spec allows, and the only checks it may fail (none for a conforming variant). */
+export interface VariantInfo {
+  description: string;
+  /** The requirements that allow it. */
+  requirements: readonly string[];
+  /** The checks the variant must fail, and no others: a rule the variant breaks on purpose, judged by its own check. */
+  failsOnly: readonly string[];
+}
+
+/**
+ * Servers the suite must not fail (beyond `failsOnly`): the fixture with a
+ * behaviour the spec allows or that deployed stripe402 v1 servers have, each
+ * a false failure the suite once reported. broken.test.ts runs each at level
+ * all and asserts that exactly `failsOnly` fails.
+ */
+export const VARIANTS = {
+  'no-card-authentication': {
+    description: 'does not implement card authentication: requires_action is canceled and answered payment_failed, and paymentIntentId is ignored (AUTH-4)',
+    requirements: ['AUTH-4', 'CONF-5'],
+    failsOnly: [],
+  },
+  'v1-error-bodies': {
+    description: 'answers errors as stripe402 v1 does: insufficient_credits with the challenge and no payment-response, other errors with neither header and a PaymentResponse body with clientId ""',
+    requirements: ['COMPAT-4'],
+    failsOnly: ['3/payment-response-on-error', '3/payment-response-on-undecodable-header', '10/error-402-carries-both-headers'],
+  },
+  'webhook-credits-first': {
+    description: 'credits a PaymentIntent that completes authentication as soon as it sees it succeeded, before the paying request resumes (as a webhook would); the resume then reports no chargeId (LEDG-4, PROC-9)',
+    requirements: ['LEDG-4', 'PROC-9'],
+    failsOnly: [],
+  },
+} as const satisfies Record<string, VariantInfo>;
+
+export type VariantName = keyof typeof VARIANTS;
+
+/**
+ * Checks the correct fixture cannot run, each with the reason: it implements
+ * every extension, and these judge servers without one. A conforming
+ * variant runs them instead.
+ */
+export const NOT_FOR_THE_CORRECT_SERVER: Readonly<Record<string, string>> = {
+  '9/without-extension-ignores-payment-intent': 'AUTH-4 binds servers without card authentication: the no-card-authentication variant runs it',
+};
 
 /**
  * Check ids that no break of the fixture can make fail, each with the

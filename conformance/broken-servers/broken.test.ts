@@ -18,12 +18,13 @@ import { listChecks } from '../runner.ts';
 import { startEmulator, type Emulator } from '@stripe402/stripe-emulator';
 import { detailOf, proveAll, type ProofRun } from './prove.ts';
 import { hasDuplicateMembers } from '@stripe402/core';
-import { BREAKS, UNBREAKABLE, startBrokenServer, type BreakName } from './server.ts';
+import { BREAKS, NOT_FOR_THE_CORRECT_SERVER, UNBREAKABLE, VARIANTS, startBrokenServer, type BreakName, type VariantName } from './server.ts';
 
 const NAMES = Object.keys(BREAKS) as BreakName[];
+const VARIANT_NAMES = Object.keys(VARIANTS) as VariantName[];
 
 let emulator: Emulator;
-let proof: { correct: ProofRun; breaks: Map<BreakName, ProofRun> };
+let proof: { correct: ProofRun; breaks: Map<BreakName, ProofRun>; variants: Map<VariantName, ProofRun> };
 
 beforeAll(async () => {
   emulator = await startEmulator({ port: 0 });
@@ -92,10 +93,25 @@ describe('the fixture server', () => {
 describe('the conformance suite against the correct fixture server', () => {
   it('passes every check at level all and reaches the extensions level', () => {
     const notPassed = proof.correct.report.checks
-      .filter((c) => c.status !== 'passed' && c.status !== 'info')
+      .filter((c) => c.status !== 'passed' && c.status !== 'info' && !(c.status === 'skipped' && c.id in NOT_FOR_THE_CORRECT_SERVER))
       .map((c) => `${c.id}: ${c.status} (${detailOf(c)})`);
     expect(notPassed).toEqual([]);
     expect(proof.correct.report.levelReached).toBe('extensions');
+  });
+});
+
+describe('the conformance suite against each conforming variant of the fixture', () => {
+  it.each(VARIANT_NAMES)('fails %s on nothing but the rules it breaks on purpose', (name) => {
+    const run = proof.variants.get(name);
+    expect(run, `no run for ${name}`).toBeDefined();
+    // What the correct server cannot run, the variant that lacks the extension must pass.
+    if (name === 'no-card-authentication') {
+      const ran = run!.report.checks.filter((c) => c.id in NOT_FOR_THE_CORRECT_SERVER).map((c) => `${c.id}: ${c.status}`);
+      expect(ran).toEqual(Object.keys(NOT_FOR_THE_CORRECT_SERVER).map((id) => `${id}: passed`));
+    }
+    const unexpected = run!.report.checks.filter((c) => run!.unexpected.includes(c.id)).map((c) => `${c.id}: ${detailOf(c)}`);
+    expect(unexpected).toEqual([]);
+    expect(run!.missing).toEqual([]);
   });
 });
 
@@ -119,6 +135,7 @@ describe('the coverage of the check registry', () => {
   it('names only check ids the suite defines', () => {
     const named = [
       ...Object.values(BREAKS).flatMap((info) => [...info.checks, ...('alsoRun' in info ? info.alsoRun : [])]),
+      ...Object.values(VARIANTS).flatMap((info) => info.failsOnly),
       ...Object.keys(UNBREAKABLE),
     ];
     expect(named.filter((id) => !ids.has(id))).toEqual([]);

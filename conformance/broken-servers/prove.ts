@@ -1,14 +1,16 @@
 /**
- * Runs the conformance suite against the fixture server: once correct, and
- * once per break with only the checks that break should fail (plus the ones
- * they need), a few servers at a time against one Stripe emulator. Shared by
- * broken.test.ts (which asserts on the results) and table.ts (which renders
- * them for the issue note).
+ * Runs the conformance suite against the fixture server: once correct, once
+ * per conforming variant (a behaviour the spec allows, where nothing but the
+ * variant's own `failsOnly` may fail), and once per break with only the
+ * checks that break should fail (plus the ones they need), a few servers at
+ * a time against one Stripe emulator. Shared by broken.test.ts (which
+ * asserts on the results) and table.ts (which renders them for the issue
+ * note).
  */
 import { randomUUID } from 'node:crypto';
 import type { CheckResult, ConformanceReport } from '@stripe402/core';
 import { runConformance } from '../runner.ts';
-import { BREAKS, startBrokenServer, type BreakInfo, type BreakName } from './server.ts';
+import { BREAKS, VARIANTS, startBrokenServer, type BreakInfo, type BreakName, type VariantName } from './server.ts';
 
 /** The Stripe backend the servers and the suite share. */
 export interface Backend {
@@ -19,10 +21,12 @@ export interface Backend {
 
 /** One run of the suite against the fixture. */
 export interface ProofRun {
-  /** The break, or undefined for the correct server. */
-  name: BreakName | undefined;
-  /** The check ids the break must fail (none for the correct server). */
+  /** The break or variant, or undefined for the correct server. */
+  name: BreakName | VariantName | undefined;
+  /** The check ids the break must fail (none for the correct server; a variant's failsOnly). */
   expected: readonly string[];
+  /** Failed checks that were not expected: must be none for the correct server and for a variant. */
+  unexpected: string[];
   /** Every check id the run reported as failed. */
   failed: string[];
   /** Expected check ids that did not fail, each with what the run reported instead. */
@@ -42,7 +46,7 @@ export function onlyFor(name: BreakName): string[] {
 }
 
 /** Starts the fixture (correct, or with one break), runs the suite at level all, and stops the fixture. */
-export async function runAgainst(backend: Backend, name: BreakName | undefined, only?: string[]): Promise<ProofRun> {
+export async function runAgainst(backend: Backend, name: BreakName | VariantName | undefined, only?: string[]): Promise<ProofRun> {
   // A secret per server: the run's client ids, and so the PaymentIntents the suite counts, never collide with another run's.
   const serverSecret = `stripe402-fixture-${name ?? 'correct'}-${randomUUID()}`;
   const server = await startBrokenServer({
@@ -65,44 +69,64 @@ export async function runAgainst(backend: Backend, name: BreakName | undefined, 
       runs: PROOF_RUNS,
       ...(only ? { only } : {}),
     });
-    const expected = name ? BREAKS[name].checks : [];
+    const expected: readonly string[] = name === undefined ? [] : isVariant(name) ? VARIANTS[name].failsOnly : BREAKS[name].checks;
     const failed = report.checks.filter((c) => c.status === 'failed').map((c) => c.id);
+    const unexpected = failed.filter((id) => !expected.includes(id));
     const missing = expected
       .filter((id) => !failed.includes(id))
       .map((id) => {
         const result = report.checks.find((c) => c.id === id);
         return { id, status: result?.status ?? 'not run', detail: result ? detailOf(result) : 'the run did not select it' };
       });
-    return { name, expected, failed, missing, report, durationMs: Math.round(performance.now() - started) };
+    return { name, expected, unexpected, failed, missing, report, durationMs: Math.round(performance.now() - started) };
   } finally {
     await server.close();
   }
 }
 
-/** Runs the correct server and every named break, `concurrency` servers at a time. */
+/** Whether a name is a conforming variant rather than a break. */
+export function isVariant(name: BreakName | VariantName): name is VariantName {
+  return Object.hasOwn(VARIANTS, name);
+}
+
+/** Runs the correct server, every conforming variant and every named break, `concurrency` servers at a time. */
 export async function proveAll(
   backend: Backend,
   names: readonly BreakName[] = Object.keys(BREAKS) as BreakName[],
-  options: { concurrency?: number; onRun?: (run: ProofRun) => void } = {},
-): Promise<{ correct: ProofRun; breaks: Map<BreakName, ProofRun> }> {
+  options: { concurrency?: number; onRun?: (run: ProofRun) => void; variants?: readonly VariantName[] } = {},
+): Promise<{ correct: ProofRun; breaks: Map<BreakName, ProofRun>; variants: Map<VariantName, ProofRun> }> {
   const breaks = new Map<BreakName, ProofRun>();
+  const variants = new Map<VariantName, ProofRun>();
   let correct: ProofRun | undefined;
-  // The longest runs first (the correct server, then slow breaks), so the pool does not end waiting on one of them.
+  // The longest runs first (the correct server and the variants run every check, then slow breaks), so the pool does not end waiting on one of them.
   const isSlow = (name: BreakName) => (BREAKS[name] as BreakInfo).slow === true;
   const ordered = [...names.filter(isSlow), ...names.filter((name) => !isSlow(name))];
-  const jobs: Array<{ name: BreakName | undefined }> = [{ name: undefined }, ...ordered.map((name) => ({ name }))];
+  const variantNames = options.variants ?? (Object.keys(VARIANTS) as VariantName[]);
+  const jobs: Array<{ name: BreakName | VariantName | undefined }> = [
+    { name: undefined },
+    ...variantNames.map((name) => ({ name })),
+    ...ordered.map((name) => ({ name })),
+  ];
   let next = 0;
   const worker = async () => {
     while (next < jobs.length) {
       const { name } = jobs[next++]!;
-      const run = name === undefined ? await runAgainst(backend, undefined) : await runAgainst(backend, name, onlyFor(name));
-      if (name === undefined) correct = run;
-      else breaks.set(name, run);
-      options.onRun?.(run);
+      if (name === undefined) {
+        correct = await runAgainst(backend, undefined);
+        options.onRun?.(correct);
+      } else if (isVariant(name)) {
+        const run = await runAgainst(backend, name);
+        variants.set(name, run);
+        options.onRun?.(run);
+      } else {
+        const run = await runAgainst(backend, name, onlyFor(name));
+        breaks.set(name, run);
+        options.onRun?.(run);
+      }
     }
   };
   await Promise.all(Array.from({ length: Math.max(1, options.concurrency ?? 3) }, worker));
-  return { correct: correct!, breaks };
+  return { correct: correct!, breaks, variants };
 }
 
 /** A short account of a result that is not the expected failure. */
@@ -111,8 +135,8 @@ export function detailOf(result: CheckResult): string {
   return result.reason ?? result.status;
 }
 
-/** The proof as a Markdown table: break, requirement, expected checks, and what actually failed. */
-export function renderTable(correct: ProofRun, breaks: Map<BreakName, ProofRun>): string {
+/** The proof as a Markdown table: break, requirement, expected checks, and what actually failed; then the conforming variants. */
+export function renderTable(correct: ProofRun, breaks: Map<BreakName, ProofRun>, variants: Map<VariantName, ProofRun> = new Map()): string {
   const lines = [
     '| break | requirements | what the server does wrong | checks that must fail | checks that failed | ms |',
     '|---|---|---|---|---|---|',
@@ -131,5 +155,16 @@ export function renderTable(correct: ProofRun, breaks: Map<BreakName, ProofRun>)
   const correctLine =
     `Correct server: ${summary.passed} passed, ${summary.failed} failed, ${summary.skipped} skipped, ${summary.info ?? 0} info, ` +
     `level reached ${correct.report.levelReached}, ${correct.durationMs} ms.`;
-  return [correctLine, '', ...lines].join('\n');
+  const variantLines = [
+    '| variant (the spec allows it) | requirements | what the server does | checks it may fail | checks that failed | ms |',
+    '|---|---|---|---|---|---|',
+  ];
+  for (const [name, run] of variants) {
+    const info = VARIANTS[name];
+    const mark = run.unexpected.length || run.missing.length ? ' ✗' : '';
+    variantLines.push(
+      `| \`${name}\`${mark} | ${info.requirements.join(', ')} | ${info.description.replaceAll('|', '\\|')} | ${info.failsOnly.join('<br>') || '(none)'} | ${run.failed.join('<br>') || '(none)'} | ${run.durationMs} |`,
+    );
+  }
+  return [correctLine, '', ...lines, ...(variants.size ? ['', ...variantLines] : [])].join('\n');
 }

@@ -43,9 +43,9 @@ import {
   type PaymentRequirements,
   type PaymentResponse,
 } from '@stripe402/core';
-import { BREAKS, type BreakName } from './breaks.ts';
+import { BREAKS, VARIANTS, type BreakName, type VariantName } from './breaks.ts';
 
-export { BREAKS, UNBREAKABLE, type BreakName, type BreakInfo } from './breaks.ts';
+export { BREAKS, NOT_FOR_THE_CORRECT_SERVER, UNBREAKABLE, VARIANTS, type BreakName, type BreakInfo, type VariantName, type VariantInfo } from './breaks.ts';
 
 export interface BrokenServerOptions {
   /** Base URL of the Stripe backend (the emulator), e.g. http://127.0.0.1:12111. */
@@ -54,8 +54,8 @@ export interface BrokenServerOptions {
   publishableKey: string;
   /** The HMAC key of client ids (CID-1); at least 32 bytes. */
   serverSecret: string;
-  /** The one rule to break; absent for the correct server. */
-  break?: BreakName;
+  /** The one rule to break, or a departure the spec allows (VARIANTS); absent for the correct server. */
+  break?: BreakName | VariantName;
 }
 
 export interface BrokenServer {
@@ -133,7 +133,9 @@ const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve,
 
 /** Starts the fixture on 127.0.0.1 with an OS-chosen port. */
 export async function startBrokenServer(options: BrokenServerOptions): Promise<BrokenServer> {
-  if (options.break !== undefined && !Object.hasOwn(BREAKS, options.break)) throw new Error(`unknown break: ${options.break}`);
+  if (options.break !== undefined && !Object.hasOwn(BREAKS, options.break) && !Object.hasOwn(VARIANTS, options.break)) {
+    throw new Error(`unknown break: ${options.break}`);
+  }
   const app = buildApp(options);
   const server = await new Promise<Server>((resolve) => {
     const s = serve({ fetch: app.fetch, hostname: '127.0.0.1', port: 0 }, () => resolve(s as Server));
@@ -150,7 +152,11 @@ export async function startBrokenServer(options: BrokenServerOptions): Promise<B
 }
 
 function buildApp(options: BrokenServerOptions): Hono<{ Bindings: HttpBindings }> {
-  const is = (name: BreakName) => options.break === name;
+  const is = (name: BreakName | VariantName) => options.break === name;
+  // Errors as stripe402 v1 sends them (Table 15.2); top-ups not serialized; no card authentication (AUTH-4).
+  const v1Errors = is('v1-error-bodies') || is('double-charge-with-v1-error-bodies');
+  const doubleCharge = is('double-charge-on-concurrent-top-ups') || is('double-charge-with-v1-error-bodies');
+  const noAuthentication = is('no-card-authentication') || is('without-authentication-refuses-payment-intent');
   const stripeUrl = new URL(options.stripeUrl);
   const stripe = new Stripe(options.stripeSecretKey, {
     host: stripeUrl.hostname,
@@ -230,7 +236,7 @@ function buildApp(options: BrokenServerOptions): Hono<{ Bindings: HttpBindings }
   function challengeOf(route: PaidRoute, error?: ErrorCode): PaymentRequiredResponse {
     const challenge = {
       stripe402Version: STRIPE402_VERSION,
-      resource: { url: route.path, description: route.description, mimeType: 'application/json' },
+      resource: { url: is('resource-url-elsewhere') ? '/api' : route.path, description: route.description, mimeType: 'application/json' },
       accepts: requirementsOf(route) as PaymentRequiredResponse['accepts'],
       ...(error ? { error } : {}),
     } satisfies PaymentRequiredResponse;
@@ -259,6 +265,11 @@ function buildApp(options: BrokenServerOptions): Hono<{ Bindings: HttpBindings }
 
   /** A 402: the challenge as header and body, plus on a payment error the payment-response (ENC-10, ERR-2). */
   function answer402(route: PaidRoute, refusal?: Refusal): Response {
+    if (refusal && v1Errors && refusal.code !== 'insufficient_credits') {
+      // v1: neither payment header; the body is a PaymentResponse with no client id and a placeholder balance.
+      const body = { success: false, creditsRemaining: 0, clientId: '', error: humanMessage(refusal.message), errorCode: refusal.code, ...refusal.extra };
+      return new Response(JSON.stringify(body), { status: 402, headers: paidResponseHeaders() });
+    }
     let code = refusal?.code;
     if (code === 'insufficient_credits' && is('legacy-error-code')) code = 'payment_required';
     const challenge = challengeOf(route, is('challenge-carries-error') && !refusal ? 'insufficient_credits' : code);
@@ -269,7 +280,7 @@ function buildApp(options: BrokenServerOptions): Hono<{ Bindings: HttpBindings }
       body = { ...challenge, accepts: challenge.accepts.map((a) => ({ ...a, amount: a.amount * 2 })) as PaymentRequiredResponse['accepts'] };
     }
     let status = 402;
-    if (refusal && !is('error-402-without-payment-response')) {
+    if (refusal && !is('error-402-without-payment-response') && !v1Errors) {
       const response: PaymentResponse = {
         success: false,
         creditsRemaining: refusal.creditsRemaining,
@@ -289,6 +300,17 @@ function buildApp(options: BrokenServerOptions): Hono<{ Bindings: HttpBindings }
     if (is('accepts-duplicate-payment-header') && raw.includes(',')) raw = raw.split(',')[0]!.trim();
     if (is('requires-padding') && raw.trim().length % 4 !== 0) {
       return { ok: false, error: new HeaderDecodeError('invalid_payment', 'the header must be padded base64') };
+    }
+    if (is('five-hundred-on-null-payload')) {
+      // v1's reading: whatever Buffer makes of it, JSON.parse, then straight to the members.
+      let json: unknown;
+      try {
+        json = JSON.parse(Buffer.from(raw, 'base64').toString('utf8'));
+      } catch {
+        json = undefined;
+      }
+      if (json === null) (json as unknown as PaymentPayload).clientId; // TypeError: Cannot read properties of null
+      if (json !== undefined && (typeof json !== 'object' || Array.isArray(json))) return { ok: true, value: {} as PaymentPayload };
     }
     if (is('five-hundred-on-invalid-input')) {
       // Trusts the header: JSON.parse throws on junk and nothing catches it.
@@ -345,6 +367,7 @@ function buildApp(options: BrokenServerOptions): Hono<{ Bindings: HttpBindings }
     return [
       'no-version-check', 'loose-version-equality', 'accepts-float-top-up', 'coerces-top-up-amount',
       'accepts-out-of-range-top-up', 'accepts-malformed-client-id', 'drops-malformed-members', 'no-ids-treated-as-unpaid',
+      'charges-fractional-top-up',
     ].some((name) => is(name as BreakName));
   }
 
@@ -359,6 +382,10 @@ function buildApp(options: BrokenServerOptions): Hono<{ Bindings: HttpBindings }
     // eslint-disable-next-line eqeqeq -- the bug is exactly this loose comparison
     if (is('loose-version-equality') && (repaired.stripe402Version as unknown) == 1) repaired.stripe402Version = 1;
     if (is('accepts-float-top-up') && typeof repaired.topUpAmount === 'number') repaired.topUpAmount = Math.trunc(repaired.topUpAmount);
+    if (is('charges-fractional-top-up') && typeof repaired.topUpAmount === 'number' && !Number.isInteger(repaired.topUpAmount)) {
+      restore = { topUpAmount: repaired.topUpAmount };
+      delete repaired.topUpAmount;
+    }
     if (is('coerces-top-up-amount') && repaired.topUpAmount !== undefined && typeof repaired.topUpAmount !== 'number') {
       repaired.topUpAmount = Number(repaired.topUpAmount);
     }
@@ -389,7 +416,7 @@ function buildApp(options: BrokenServerOptions): Hono<{ Bindings: HttpBindings }
   }
 
   // ---- processing a payment header (spec 8.2), for one paid route
-  type Paid = { clientId: string; currency: string; deducted: number; balance: number; chargeId?: string };
+  type Paid = { clientId: string; currency: string; deducted: number; balance: number; chargeId?: string; chargeAmount?: number };
   type Outcome = { paid: Paid } | { refused: Refusal } | { challenge: true };
 
   async function processPayment(route: PaidRoute, raw: string): Promise<Outcome> {
@@ -399,8 +426,16 @@ function buildApp(options: BrokenServerOptions): Hono<{ Bindings: HttpBindings }
 
     // 1. Decode and validate: nothing reaches Stripe or the ledger before this passes (PROC-2).
     const decoded = decodePayment(raw);
-    if (!decoded.ok) return refuse(decoded.error.code, decoded.error.detail);
-    const payload = decoded.value;
+    if (!decoded.ok) {
+      return refuse(decoded.error.code, is('leaks-runtime-error-text') ? `strconv.ParseInt: parsing "${raw.slice(0, 12)}": invalid syntax` : decoded.error.detail);
+    }
+    let payload = decoded.value;
+    if (noAuthentication && payload.paymentIntentId !== undefined) {
+      if (is('without-authentication-refuses-payment-intent')) return refuse('invalid_payment', 'paymentIntentId is not supported');
+      // AUTH-4: the format was checked with the rest of the payload; the member is then ignored.
+      const { paymentIntentId: _ignored, ...rest } = payload;
+      payload = rest as PaymentPayload;
+    }
     if (payload.clientId === undefined && payload.paymentMethodId === undefined) return { challenge: true };
     if (is('rejects-unknown-fields')) {
       const unknown = Object.keys(payload).find((name) => !KNOWN_MEMBERS.has(name));
@@ -416,10 +451,11 @@ function buildApp(options: BrokenServerOptions): Hono<{ Bindings: HttpBindings }
       if (chosen) price = chosen;
     }
     const { currency, amount } = price;
-    const served = (clientId: string, balance: number, chargeId?: string): Outcome => ({
-      paid: { clientId, currency, deducted: amount, balance, ...(chargeId ? { chargeId } : {}) },
+    const served = (clientId: string, balance: number, chargeId?: string, chargeAmount?: number): Outcome => ({
+      paid: { clientId, currency, deducted: amount, balance, ...(chargeId ? { chargeId, chargeAmount } : {}) },
     });
-    const short = (clientId: string) => refuse('insufficient_credits', 'the balance does not cover this request', clientId, balanceOf(clientId, currency));
+    const shortMessage = is('leaks-database-error-text') ? 'ERR value is not an integer or out of range' : 'the balance does not cover this request';
+    const short = (clientId: string) => refuse('insufficient_credits', shortMessage, clientId, balanceOf(clientId, currency));
 
     // 3. A client id spends its balance (the resume of step 2 is handled with the card, below).
     const bothGiven = payload.clientId !== undefined && payload.paymentMethodId !== undefined;
@@ -448,6 +484,10 @@ function buildApp(options: BrokenServerOptions): Hono<{ Bindings: HttpBindings }
       } catch (error) {
         if (isUnavailable(error)) throw new BackendUnavailable('stripe unreachable', { cause: error });
         if (is('unknown-payment-method-declined')) return refuse('card_declined', 'the card was declined');
+        if (is('leaks-stripe-error-text')) {
+          const requestId = (error as { requestId?: string }).requestId ?? `req_${randomUUID().replaceAll('-', '').slice(0, 14)}`;
+          return refuse('invalid_payment', `${(error as Error).message}; request-id: ${requestId}`);
+        }
         return refuse('invalid_payment', 'the PaymentMethod cannot be used');
       }
       if (!card?.fingerprint) return refuse('invalid_payment', 'the PaymentMethod is not a card');
@@ -463,7 +503,7 @@ function buildApp(options: BrokenServerOptions): Hono<{ Bindings: HttpBindings }
         const result = await resume(price, clientId, paymentIntentId, payload.topUpAmount);
         if (result instanceof NotCredited) return refuse(result.code, result.message, clientId, balanceOf(clientId, currency), result.extra);
         const balance = await trySpend(clientId, currency, amount);
-        if (balance !== undefined) return served(clientId, balance, result.credited ? result.intentId : undefined);
+        if (balance !== undefined) return served(clientId, balance, result.credited ? result.intentId : undefined, result.amount);
         return short(clientId);
       });
     }
@@ -482,11 +522,14 @@ function buildApp(options: BrokenServerOptions): Hono<{ Bindings: HttpBindings }
     if (!is('no-maximum-top-up-check') && price.maxTopUp !== undefined && topUp > price.maxTopUp) {
       return refuse('top_up_above_maximum', `the largest top-up is ${price.maxTopUp} units`, clientId, balanceOf(clientId, currency));
     }
+    if (is('requires-idempotency-key') && payload.idempotencyKey === undefined) {
+      return refuse('invalid_payment', 'a top-up needs an idempotencyKey', clientId, balanceOf(clientId, currency));
+    }
 
     // 6. Charge, one top-up per client and currency at a time (PROC-7), then 7. credit and spend (PROC-8).
     const charge = async (): Promise<Outcome> => {
       // Another top-up for this client may have finished while this one waited for the lock.
-      if (spendFirst && !is('double-charge-on-concurrent-top-ups')) {
+      if (spendFirst && !doubleCharge) {
         const balance = await trySpend(clientId, currency, amount);
         if (balance !== undefined) return served(clientId, balance);
       }
@@ -494,9 +537,9 @@ function buildApp(options: BrokenServerOptions): Hono<{ Bindings: HttpBindings }
       if (result instanceof NotCredited) return refuse(result.code, result.message, clientId, balanceOf(clientId, currency), result.extra);
       const balance = await trySpend(clientId, currency, amount);
       if (balance === undefined) return short(clientId);
-      return served(clientId, balance, result.credited && !is('no-charge-id-on-charge') ? result.intentId : undefined);
+      return served(clientId, balance, result.credited && !is('no-charge-id-on-charge') ? result.intentId : undefined, result.amount);
     };
-    return is('double-charge-on-concurrent-top-ups') ? charge() : topUpLock.run(keyOf(clientId, currency), charge);
+    return doubleCharge ? charge() : topUpLock.run(keyOf(clientId, currency), charge);
   }
 
   async function clientIdOf(card: Stripe.PaymentMethod.Card): Promise<string> {
@@ -516,7 +559,7 @@ function buildApp(options: BrokenServerOptions): Hono<{ Bindings: HttpBindings }
     paymentMethodId: string,
     topUp: number,
     idempotencyKey: string | undefined,
-  ): Promise<{ intentId: string; credited: boolean } | NotCredited> {
+  ): Promise<{ intentId: string; credited: boolean; amount?: number } | NotCredited> {
     const { currency } = price;
     let stripeKey = `stripe402:${clientId}:server:${randomUUID()}`;
     if (idempotencyKey !== undefined && !is('ignores-idempotency-key')) {
@@ -532,13 +575,17 @@ function buildApp(options: BrokenServerOptions): Hono<{ Bindings: HttpBindings }
       if (!record) idempotencyRecords.set(recordKey, { units: topUp, currency });
       stripeKey = `stripe402:${clientId}:${idempotencyKey}`;
     }
-    const minor = is('rounds-charge-down') ? Math.floor((topUp * 10 ** 2) / 10_000) : unitsToMinor(topUp, currency);
+    // The break charges every currency as if it were the first (usd); a fractional top-up is rounded up as v1 does.
+    const chargedCurrency = is('charges-first-currency') ? prices[0]!.currency : currency;
+    const minor = is('rounds-charge-down')
+      ? Math.floor((topUp * 10 ** 2) / 10_000)
+      : Number.isInteger(topUp) ? unitsToMinor(topUp, chargedCurrency) : Math.ceil(topUp / 100);
     let intent: Stripe.PaymentIntent;
     try {
       intent = await stripe.paymentIntents.create(
         {
           amount: minor,
-          currency,
+          currency: chargedCurrency,
           payment_method: paymentMethodId,
           confirm: true,
           automatic_payment_methods: { enabled: true, allow_redirects: 'never' },
@@ -553,6 +600,9 @@ function buildApp(options: BrokenServerOptions): Hono<{ Bindings: HttpBindings }
     } catch (error) {
       if (isUnavailable(error)) throw new BackendUnavailable('stripe unreachable', { cause: error });
       const type = (error as { type?: string }).type;
+      if (type === 'StripeCardError' && is('card-errors-are-payment-failed') && (error as { code?: string }).code !== 'card_declined') {
+        return new NotCredited('payment_failed', 'the payment could not be completed');
+      }
       if (type === 'StripeCardError') {
         if (is('declined-card-credits-anyway')) {
           credit(clientId, currency, topUp);
@@ -565,17 +615,24 @@ function buildApp(options: BrokenServerOptions): Hono<{ Bindings: HttpBindings }
     }
     const record = idempotencyKey !== undefined ? idempotencyRecords.get(`${clientId}|${idempotencyKey}`) : undefined;
     if (record) record.intentId = intent.id;
+    // The break charged units that are no integer: its ledger refuses the credit, and the charge stays.
+    if (!Number.isInteger(topUp)) return new NotCredited('payment_failed', 'the payment could not be completed');
     return settle(price, clientId, intent, topUp);
   }
 
   /** Maps a PaymentIntent's status to a credit (once per PaymentIntent) or to the answer of Table 8.3. */
-  function settle(price: Price, clientId: string, intent: Stripe.PaymentIntent, units: number): { intentId: string; credited: boolean } | NotCredited {
+  function settle(price: Price, clientId: string, intent: Stripe.PaymentIntent, units: number): { intentId: string; credited: boolean; amount?: number } | NotCredited {
     if (intent.status === 'succeeded') {
       if (creditedIntents.has(intent.id) && !is('resume-credits-twice')) return { intentId: intent.id, credited: false };
       creditedIntents.add(intent.id);
       credit(clientId, price.currency, is('credits-wrong-amount') ? units - 1 : units);
       lastChargeOf.set(clientId, intent.id);
-      return { intentId: intent.id, credited: true };
+      return { intentId: intent.id, credited: true, amount: intent.amount };
+    }
+    if (intent.status === 'requires_action' && noAuthentication) {
+      // AUTH-4: without the extension, cancel it (SHOULD) and answer payment_failed.
+      void stripe.paymentIntents.cancel(intent.id).catch(() => undefined);
+      return new NotCredited('payment_failed', 'the payment could not be completed');
     }
     if (intent.status === 'requires_action') {
       const nextActionUrl = intent.next_action?.redirect_to_url?.url ?? undefined;
@@ -588,7 +645,7 @@ function buildApp(options: BrokenServerOptions): Hono<{ Bindings: HttpBindings }
   }
 
   /** AUTH-2, AUTH-3: the PaymentIntent must be ours, for this client, these units and this currency. */
-  async function resume(price: Price, clientId: string, paymentIntentId: string, topUpAmount: number | undefined): Promise<{ intentId: string; credited: boolean } | NotCredited> {
+  async function resume(price: Price, clientId: string, paymentIntentId: string, topUpAmount: number | undefined): Promise<{ intentId: string; credited: boolean; amount?: number } | NotCredited> {
     let intent: Stripe.PaymentIntent;
     try {
       intent = await stripe.paymentIntents.retrieve(paymentIntentId);
@@ -605,6 +662,11 @@ function buildApp(options: BrokenServerOptions): Hono<{ Bindings: HttpBindings }
       intent.currency === price.currency &&
       intent.amount === unitsToMinor(units, price.currency);
     if (!ours && !is('resume-skips-metadata-check')) return new NotCredited('invalid_payment', 'the PaymentIntent does not belong to this top-up');
+    if (is('webhook-credits-first') && ours && intent.status === 'succeeded' && !creditedIntents.has(intent.id)) {
+      // The payment_intent.succeeded webhook arrived before the resume: it credits, and the resume finds it credited (LEDG-4).
+      creditedIntents.add(intent.id);
+      credit(clientId, price.currency, units);
+    }
     if (intent.status === 'requires_action') return settle(price, clientId, intent, units);
     if (intent.status !== 'succeeded') return new NotCredited('payment_failed', 'the payment could not be completed');
     return settle(price, clientId, intent, Number.isSafeInteger(units) ? units : (topUpAmount ?? price.minTopUp));
@@ -722,11 +784,13 @@ function buildApp(options: BrokenServerOptions): Hono<{ Bindings: HttpBindings }
     }
     if (!(is('no-payment-response-on-success') && paid.chargeId === undefined)) {
       const chargeId = paid.chargeId ?? (is('charge-id-on-spend') ? lastChargeOf.get(paid.clientId) : undefined);
+      const chargeAmount = paid.chargeId !== undefined ? paid.chargeAmount : undefined;
       const response: PaymentResponse = {
         success: true,
         creditsRemaining: balance,
         clientId: paid.clientId,
         ...(chargeId !== undefined ? { chargeId } : {}),
+        ...(chargeAmount !== undefined && !is('no-charge-amount') ? { chargeAmount } : {}),
       };
       headers.set(HEADER_PAYMENT_RESPONSE, encodeHeader(response));
     }
@@ -740,6 +804,7 @@ function buildApp(options: BrokenServerOptions): Hono<{ Bindings: HttpBindings }
       return Response.json({ error: 'the payment backend is unavailable; try again shortly' }, { status: 503, headers: { 'retry-after': '5' } });
     }
     // Only the deliberately broken paths end here: the correct server never throws on input.
+    if (is('five-hundred-on-null-payload')) return new Response(error.stack ?? String(error), { status: 500, headers: { 'content-type': 'text/plain' } });
     return new Response('Internal Server Error', { status: 500 });
   });
   app.all('*', async (c) => {

@@ -3,16 +3,21 @@
  * is a protocol state, not a failure. The suite drives it end to end when the
  * backend completes authentication on a GET of the next-action URL (the
  * project's emulator does; real Stripe test mode needs a browser, and the
- * check is then skipped).
+ * check is then skipped). Whether the target implements the extension is
+ * established first, from its answer to a card that needs authentication
+ * (CONF-5): a server without it is judged by AUTH-4 alone.
  */
 import type { RunContext } from '../context.ts';
-import { describe, isSuccess, type Exchange } from '../exchange.ts';
+import { isClientId } from '@stripe402/core';
+import { describe, errorCodeOf, isSuccess, type Exchange } from '../exchange.ts';
 import { expectBalance, expectError, expectServed, goodCard, probeCard, show, withBalanceUnchanged } from './helpers.ts';
 import { CheckFailure, SkipCheck, expect, type CheckDefinition } from './types.ts';
 
 interface PendingAuthentication {
-  clientId: string;
-  remainder: number;
+  /** The card's client id, when the refusal named it (a v1 error body does not). */
+  clientId?: string;
+  /** The balance before the top-up, when the suite knows it. */
+  remainder?: number;
   paymentIntentId: string;
   nextActionUrl: string;
   topUpAmount: number;
@@ -28,15 +33,17 @@ async function startAuthentication(ctx: RunContext): Promise<{ response: Exchang
     await ctx.drain(response.paymentResponse.clientId);
     response = await ctx.payWithCard(card, topUpAmount);
   }
-  const answer = response.paymentResponse;
-  if (response.status !== 402 || answer?.errorCode !== 'authentication_required' || !answer.paymentIntentId || !answer.nextActionUrl) {
+  const answer = response.answer;
+  if (response.status !== 402 || answer.errorCode !== 'authentication_required' || !answer.paymentIntentId || !answer.nextActionUrl) {
     // Without a nextActionUrl (Stripe gave none) the card holder cannot be simulated: nothing pending to resume.
     return { response };
   }
-  const remainder = answer.creditsRemaining;
+  // Where the refusal reports no balance (a v1 error body), the one the suite learned when it drained the card's client.
+  const clientId = isClientId(answer.clientId) ? answer.clientId : ctx.cardClients.get(card);
+  const remainder = answer.creditsRemaining ?? (clientId === undefined ? undefined : ctx.knownBalance(clientId));
   return {
     response,
-    pending: { clientId: answer.clientId, remainder, paymentIntentId: answer.paymentIntentId, nextActionUrl: answer.nextActionUrl, topUpAmount },
+    pending: { clientId, remainder, paymentIntentId: answer.paymentIntentId, nextActionUrl: answer.nextActionUrl, topUpAmount },
   };
 }
 
@@ -61,6 +68,37 @@ async function completeAuthentication(url: string, timeoutMs: number): Promise<t
   }
 }
 
+/** Whether the target implements card authentication, and the answer that shows it. */
+interface AuthenticationSupport {
+  implemented: boolean | undefined;
+  evidence: string;
+}
+
+/**
+ * Establishes once per run whether the target implements the extension: a
+ * card that needs authentication is answered authentication_required by a
+ * server that does, and payment_failed by one that does not (AUTH-4).
+ */
+export function authenticationSupport(ctx: RunContext): Promise<AuthenticationSupport> {
+  return ctx.memo('card-authentication', async () => {
+    const { response } = await startAuthentication(ctx);
+    const code = errorCodeOf(response);
+    const evidence = `a top-up with ${ctx.options.cards.authentication} was answered ${describe(response)}`;
+    if (response.status === 402 && code === 'authentication_required') return { implemented: true, evidence };
+    if (response.status === 402 && code === 'payment_failed') return { implemented: false, evidence };
+    return { implemented: undefined, evidence };
+  });
+}
+
+/** Skips unless the target implements card authentication (CONF-5: the extension's rules bind only servers that implement it). */
+async function requireAuthentication(ctx: RunContext): Promise<void> {
+  const support = await authenticationSupport(ctx);
+  if (support.implemented === false) {
+    throw new SkipCheck(`the target does not implement card authentication (${support.evidence}, AUTH-4); see 9/without-extension-ignores-payment-intent`);
+  }
+  if (support.implemented === undefined) throw new SkipCheck(`cannot tell whether the target implements card authentication (${support.evidence})`);
+}
+
 export const authenticationChecks: CheckDefinition[] = [
   {
     id: '9/authentication-required-state',
@@ -70,11 +108,11 @@ export const authenticationChecks: CheckDefinition[] = [
     requirement: 'AUTH-1',
     async run(ctx) {
       const { response } = await startAuthentication(ctx);
-      if (response.paymentResponse?.errorCode === 'payment_failed') {
-        throw new SkipCheck('the target answers payment_failed: it does not implement the authentication extension');
+      if (errorCodeOf(response) === 'payment_failed') {
+        throw new SkipCheck('the target answers payment_failed: it does not implement the authentication extension (AUTH-4)');
       }
       expectError(response, 'authentication_required', `a top-up with ${ctx.options.cards.authentication}`);
-      const answer = response.paymentResponse!;
+      const answer = response.answer;
       expect(/^pi_[A-Za-z0-9_]+$/.test(answer.paymentIntentId ?? ''), 'a paymentIntentId', show(answer));
       if (answer.nextActionUrl !== undefined) expect(URL.canParse(answer.nextActionUrl), 'an absolute nextActionUrl', show(answer));
       expect(answer.chargeId === undefined, 'no chargeId: nothing was credited', show(answer));
@@ -117,17 +155,40 @@ export const authenticationChecks: CheckDefinition[] = [
       const card = ctx.options.cards.authentication;
       const payload = { stripe402Version: 1, paymentMethodId: card, paymentIntentId: pending.paymentIntentId, topUpAmount: pending.topUpAmount };
       const resumed = await ctx.pay(payload);
-      if (resumed.paymentResponse?.errorCode === 'authentication_required' && !ctx.backend) {
+      if (errorCodeOf(resumed) === 'authentication_required' && !ctx.backend) {
         throw new SkipCheck('the backend did not complete authentication on a GET of the next-action URL');
       }
       const answer = expectServed(resumed, 'the retry with paymentIntentId');
-      expect(answer.chargeId === pending.paymentIntentId, `chargeId ${pending.paymentIntentId} (this request credited it)`, show(answer));
+      // This request credits the PaymentIntent, unless a webhook or reconciliation did first (LEDG-4): then PROC-9 wants no chargeId.
+      // Either way the balance shows exactly one credit.
+      expect(
+        answer.chargeId === pending.paymentIntentId || answer.chargeId === undefined,
+        `chargeId ${pending.paymentIntentId} (this request credited it), or none (it was credited before, LEDG-4)`,
+        show(answer),
+      );
       const { amount } = ctx.accept;
-      expectBalance(resumed, pending.remainder + pending.topUpAmount - amount, `(${pending.remainder} + ${pending.topUpAmount} credited - ${amount} spent)`);
+      expect(pending.clientId === undefined || answer.clientId === pending.clientId, `client id ${pending.clientId}`, answer.clientId);
+      let balance: number;
+      if (pending.remainder !== undefined) {
+        balance = pending.remainder + pending.topUpAmount - amount;
+        expectBalance(resumed, balance, `(${pending.remainder} + ${pending.topUpAmount} credited once - ${amount} spent)`);
+      } else {
+        // The balance before is unknown, but a card is charged only when it cannot pay (PROC-4): it was 0 to amount - 1.
+        balance = answer.creditsRemaining;
+        const low = pending.topUpAmount - amount;
+        expect(balance >= low && balance < pending.topUpAmount, `a balance of ${low} to ${pending.topUpAmount - 1} (below ${amount}, + ${pending.topUpAmount} credited once - ${amount} spent)`, `creditsRemaining ${balance}`);
+      }
+      ctx.recordCharge({ paymentIntentId: pending.paymentIntentId, clientId: answer.clientId, units: pending.topUpAmount, currency: ctx.accept.currency });
       const again = await ctx.pay(payload);
-      const second = expectServed(again, 'a second retry with the same paymentIntentId');
-      expect(second.chargeId === undefined, 'no chargeId: a PaymentIntent credits once', show(second));
-      expectBalance(again, answer.creditsRemaining - amount, 'after one more spend and no second credit');
+      // AUTH-2: no second credit, then step 3; a balance that no longer covers the request is insufficient_credits, never a new charge.
+      if (balance >= amount) {
+        const second = expectServed(again, `a second retry with the same paymentIntentId (balance ${balance} covers ${amount})`);
+        expect(second.chargeId === undefined, 'no chargeId: a PaymentIntent credits once', show(second));
+        expectBalance(again, balance - amount, 'after one more spend and no second credit');
+      } else {
+        expectError(again, 'insufficient_credits', `a second retry with the same paymentIntentId (balance ${balance} below ${amount}: no second credit, no new charge)`);
+        expectBalance(again, balance, 'unchanged: no second credit');
+      }
     },
   },
   {
@@ -137,6 +198,7 @@ export const authenticationChecks: CheckDefinition[] = [
     severity: 'must',
     requirement: 'AUTH-3',
     async run(ctx) {
+      await requireAuthentication(ctx);
       const card = probeCard(ctx);
       const otherClient = ctx.cardClients.get(goodCard(ctx, 1));
       const foreign = [...ctx.charges.values()].find((c) => c.clientId === otherClient && c.clientId !== ctx.cardClients.get(card));
@@ -148,6 +210,25 @@ export const authenticationChecks: CheckDefinition[] = [
           expectError(response, 'invalid_payment', label!);
         }
       });
+    },
+  },
+  {
+    id: '9/without-extension-ignores-payment-intent',
+    title: 'a server without card authentication answers payment_failed to a card that needs it and ignores paymentIntentId',
+    level: 'extensions',
+    severity: 'must',
+    requirement: 'AUTH-4',
+    async run(ctx) {
+      const support = await authenticationSupport(ctx);
+      if (support.implemented === true) throw new SkipCheck('the target implements card authentication: AUTH-4 binds servers without it');
+      // Another answer may be the backend's doing (one that never asks for authentication): nothing to judge by.
+      if (support.implemented === undefined) throw new SkipCheck(`cannot tell whether the target implements card authentication (${support.evidence})`);
+      const { amount } = ctx.accept;
+      const { clientId, balance } = await ctx.fund(probeCard(ctx), amount);
+      const response = await ctx.spend(clientId, undefined, { paymentIntentId: 'pi_conformanceUnknown000000000' });
+      const answer = expectServed(response, 'a spend carrying a paymentIntentId the target must ignore');
+      expect(answer.chargeId === undefined, 'no chargeId', show(answer));
+      expectBalance(response, balance - amount, 'after one spend, as without the member');
     },
   },
 ];

@@ -16,9 +16,16 @@ export const discoveryChecks: CheckDefinition[] = [
     requirement: 'DISC-1',
     async run(ctx) {
       const { status, document, error } = ctx.target.discovery;
-      if (status === 404) throw new SkipCheck(`the target serves no discovery document (${DISCOVERY_PATH} answered 404)`);
-      expect(document !== undefined, 'a discovery document that validates', error ?? 'none');
+      // A server without the extension SHOULD answer 404 (DISC-1), and may answer another 4xx or a page of its own:
+      // only a JSON answer says the target implements discovery (CONF-5).
+      if (status !== undefined && status >= 400 && status < 500) {
+        throw new SkipCheck(`the target serves no discovery document (${DISCOVERY_PATH} answered ${status}): it does not implement the extension`);
+      }
       const type = ctx.target.discovery.contentType ?? '';
+      if (status === 200 && document === undefined && /^text\/html\b/i.test(type)) {
+        throw new SkipCheck(`${DISCOVERY_PATH} answered an HTML page, not a discovery document: the target does not implement the extension`);
+      }
+      expect(document !== undefined, 'a discovery document that validates', error ?? 'none');
       expect(/^application\/json\b/i.test(type), 'Content-Type: application/json', `Content-Type: ${type || '(none)'}`);
     },
   },

@@ -4,7 +4,7 @@
  * backend collected for each client equals the credit the target granted.
  */
 import { unitsToMinor } from '@stripe402/core';
-import { isSuccess } from '../exchange.ts';
+import { describeWithRequest, isSuccess, type Exchange } from '../exchange.ts';
 import { expectBalance, expectError, goodCard } from './helpers.ts';
 import { CheckFailure, SkipCheck, expect, type CheckDefinition } from './types.ts';
 
@@ -38,6 +38,33 @@ export const ledgerChecks: CheckDefinition[] = [
     },
   },
   {
+    id: '11/payment-intent-credited-once',
+    title: 'no PaymentIntent is reported as credited (chargeId) by more than one answer',
+    level: 'ledger',
+    severity: 'must',
+    requirement: 'LEDG-4',
+    late: true,
+    async run(ctx) {
+      // PROC-9: chargeId is there exactly when the request credited the PaymentIntent, so a second answer naming it is a second credit.
+      const seen = new Map<string, Exchange>();
+      let charges = 0;
+      for (const exchange of ctx.observed) {
+        const chargeId = exchange.answer.chargeId;
+        if (chargeId === undefined || !isSuccess(exchange.status)) continue;
+        charges++;
+        const first = seen.get(chargeId);
+        if (first) {
+          throw new CheckFailure(
+            `PaymentIntent ${chargeId} credited once`,
+            `credited by ${describeWithRequest(first)} and again by ${describeWithRequest(exchange)}`,
+          );
+        }
+        seen.set(chargeId, exchange);
+      }
+      if (charges === 0) throw new SkipCheck('the run saw no charge');
+    },
+  },
+  {
     id: '11/money-is-conserved',
     title: 'for every client of the run, the backend\'s succeeded charges equal the credit the target granted',
     level: 'ledger',
@@ -50,8 +77,15 @@ export const ledgerChecks: CheckDefinition[] = [
       if (clients.size === 0) throw new SkipCheck('the run used no client');
       const intents = (await backend.recentPaymentIntents()).filter((i) => i.status === 'succeeded');
       for (const clientId of clients) {
-        const charged = intents.filter((i) => i.metadata?.stripe402_client_id === clientId);
         const credited = [...ctx.charges.values()].filter((c) => c.clientId === clientId);
+        // A charge is the client's by its metadata (PROC-14) or because the target credited it to the client (its chargeId,
+        // or a resume the suite completed): a target without metadata is judged for that by 5/top-up-metadata-names-client-and-units.
+        const charged = intents.filter((i) => i.metadata?.stripe402_client_id === clientId);
+        for (const charge of credited) {
+          if (charged.some((i) => i.id === charge.paymentIntentId)) continue;
+          const intent = intents.find((i) => i.id === charge.paymentIntentId) ?? (await backend.find(charge.paymentIntentId));
+          if (intent?.status === 'succeeded') charged.push(intent);
+        }
         const chargedIds = new Set(charged.map((i) => i.id));
         const creditedIds = new Set(credited.map((c) => c.paymentIntentId));
         const uncredited = [...chargedIds].filter((id) => !creditedIds.has(id));

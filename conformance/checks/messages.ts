@@ -5,30 +5,36 @@
  * unknown members ignored).
  */
 import { validatePaymentRequired, validatePaymentResponse } from '@stripe402/core';
-import { describe, describeWithRequest } from '../exchange.ts';
+import { describe, describeWithRequest, isSuccess } from '../exchange.ts';
 import {
   expectBalance,
-  expectError,
   expectServed,
   probeCard,
+  refusesEveryVariant,
   show,
-  withBalanceUnchanged,
 } from './helpers.ts';
 import { SkipCheck, expect, type CheckDefinition } from './types.ts';
 import type { RunContext } from '../context.ts';
 
-/** Sends each payload and expects the given error code, with the probe's balance untouched. */
-async function rejectsAll(
+/** Sends each payload, around a funded and an unfunded client, and expects every one refused with the given code. */
+function rejectsAll(
   ctx: RunContext,
   build: (clientId: string, card: string) => Array<{ label: string; payload: object }>,
   code: string,
 ): Promise<void> {
-  const card = probeCard(ctx);
-  await withBalanceUnchanged(ctx, card, async (clientId) => {
-    for (const { label, payload } of build(clientId, card)) {
-      expectError(await ctx.pay(payload), code, `a payload with ${label} ${show(payload)}`);
-    }
-  });
+  return refusesEveryVariant(ctx, (clientId, card) =>
+    build(clientId, card).map(({ label, payload }) => ({ label: `a payload with ${label} ${show(payload)}`, payload, codes: code })),
+  );
+}
+
+/** A client id whose balance pays one request, or a random one when the suite cannot fund one (a stateless backend). */
+async function spendableClient(ctx: RunContext): Promise<string> {
+  try {
+    return (await ctx.fund(probeCard(ctx), ctx.accept.amount)).clientId;
+  } catch (error) {
+    if (error instanceof SkipCheck) return ctx.randomClientId();
+    throw error;
+  }
 }
 
 export const messageChecks: CheckDefinition[] = [
@@ -182,6 +188,44 @@ export const messageChecks: CheckDefinition[] = [
       ], 'invalid_payment'),
   },
   {
+    id: '4/rejects-malformed-idempotency-key',
+    title: 'an idempotencyKey that is not 16 to 128 characters of A-Z, a-z, 0-9, _ and - is invalid_payment',
+    level: 'core',
+    severity: 'must',
+    requirement: 'MSG-10',
+    run: (ctx) =>
+      rejectsAll(ctx, (clientId, card) =>
+        [
+          ['15 characters', 'a'.repeat(15)],
+          ['129 characters', 'a'.repeat(129)],
+          ['a space', 'conformance key 0001'],
+          ['a dot', 'conformance.key.0001'],
+          ['a non-ASCII letter', 'conformance-clé-0001'],
+          ['the empty string', ''],
+        ].flatMap(([label, key]) => [
+          { label: `idempotencyKey with ${label}`, payload: { stripe402Version: 1, clientId, idempotencyKey: key } },
+          { label: `idempotencyKey with ${label} on a top-up`, payload: { stripe402Version: 1, paymentMethodId: card, idempotencyKey: key } },
+        ]),
+      'invalid_payment'),
+  },
+  {
+    id: '4/resource-url-names-resource',
+    title: 'the challenge\'s resource.url is the path of the request (without its query) or an absolute URL of it',
+    level: 'core',
+    severity: 'must',
+    requirement: 'MSG-5',
+    async run(ctx) {
+      const route = ctx.route();
+      const url = route.challenge.resource.url;
+      const path = route.path.replace(/[?#].*$/s, '');
+      // An absolute URL may name the target through a proxy or another host name: its path is what must match,
+      // and a mount prefix the proxy adds is allowed before it.
+      const absolute = URL.canParse(url) ? new URL(url) : undefined;
+      const names = url === path || (absolute !== undefined && /^https?:$/.test(absolute.protocol) && absolute.pathname.endsWith(path));
+      expect(names, `resource.url ${path}, or an absolute URL whose path ends with it`, `resource.url ${JSON.stringify(url)}`);
+    },
+  },
+  {
     id: '4/ignores-unknown-members',
     title: 'unknown members in a payload are ignored',
     level: 'core',
@@ -227,6 +271,14 @@ export const messageChecks: CheckDefinition[] = [
     async run(ctx) {
       const offered = new Set(ctx.route().challenge.accepts.map((a) => a.currency));
       const other = ['zzz', 'xts', 'usd', 'eur'].find((c) => !offered.has(c))!;
+      if (offered.size === 1) {
+        // The currency member is an extension (CONF-5): a target that offers one currency and serves the payload
+        // as if the member were absent does not implement it. One that offers several must.
+        const probe = await ctx.spend(await spendableClient(ctx), undefined, { currency: other });
+        if (isSuccess(probe.status)) {
+          throw new SkipCheck(`the target offers one currency and served a payload naming ${other} as if it carried no currency: it does not implement the currency member (an extension, CONF-5)`);
+        }
+      }
       await rejectsAll(ctx, (clientId) => [
         { label: `currency "${other}"`, payload: { stripe402Version: 1, clientId, currency: other } },
       ], 'currency_not_accepted');

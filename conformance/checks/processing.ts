@@ -5,8 +5,8 @@
  * restore of credit when the handler fails.
  */
 import { encodeHeader } from '@stripe402/core';
-import type { RunContext, Route } from '../context.ts';
-import { describe, headerValue } from '../exchange.ts';
+import { expectedMinor, type RunContext, type Route } from '../context.ts';
+import { describe, describeWithRequest, headerValue, isSuccess } from '../exchange.ts';
 import { modelProperty } from '../properties/model.ts';
 import {
   expectBalance,
@@ -14,13 +14,15 @@ import {
   expectServed,
   goodCard,
   probeCard,
+  refusesEveryVariant,
+  show,
   stepUnits,
 } from './helpers.ts';
 import { CheckFailure, SkipCheck, expect, type CheckDefinition } from './types.ts';
 
-/** The number of this run's PaymentIntents for a client, or undefined without a backend. */
+/** The number of this run's PaymentIntents for a client (by metadata or reported chargeId), or undefined without a backend. */
 async function chargesCount(ctx: RunContext, clientId: string): Promise<number | undefined> {
-  return ctx.backend ? (await ctx.backend.paymentIntentsFor(clientId)).length : undefined;
+  return (await ctx.chargedFor(clientId))?.size;
 }
 
 /** Fails when the backend shows a different number of new PaymentIntents for the client. */
@@ -70,6 +72,28 @@ export const processingChecks: CheckDefinition[] = [
     },
   },
   {
+    id: '8/charge-amount-reported',
+    title: 'a served request that charged reports chargeAmount, the amount of its PaymentIntent in the smallest unit',
+    level: 'extensions',
+    severity: 'should',
+    requirement: 'PROC-17',
+    late: true,
+    async run(ctx) {
+      const charged = ctx.observed.filter((e) => isSuccess(e.status) && e.paymentResponse?.chargeId !== undefined);
+      if (charged.length === 0) throw new SkipCheck('the run saw no charge');
+      for (const exchange of charged) {
+        const answer = exchange.paymentResponse!;
+        expect(answer.chargeAmount !== undefined, `chargeAmount next to chargeId ${answer.chargeId}`, `${show(answer)} on ${describeWithRequest(exchange)}`);
+        const observed = ctx.charges.get(answer.chargeId!);
+        const intent = ctx.backend ? await ctx.backend.find(answer.chargeId!) : undefined;
+        // The backend's amount when there is one; else the charge the units prescribe (UNIT-2).
+        const expected = intent?.amount ?? (observed ? expectedMinor(observed.units, observed.currency) : undefined);
+        if (expected === undefined) continue;
+        expect(answer.chargeAmount === expected, `chargeAmount ${expected} for ${answer.chargeId}`, `chargeAmount ${answer.chargeAmount}`);
+      }
+    },
+  },
+  {
     id: '8/spend-deducts-amount',
     title: 'a spend with a client id deducts exactly the amount and reports no chargeId',
     level: 'core',
@@ -97,7 +121,7 @@ export const processingChecks: CheckDefinition[] = [
     requirement: 'PROC-3',
     async run(ctx) {
       const card = probeCard(ctx);
-      const { clientId, balance } = await ctx.fund(card, ctx.accept.amount * 2);
+      const { clientId, balance } = await ctx.fund(card, ctx.accept.amount);
       const before = await chargesCount(ctx, clientId);
       const response = await ctx.pay({ stripe402Version: 1, clientId, paymentMethodId: card, topUpAmount: ctx.accept.minTopUp });
       const answer = expectServed(response, 'a spend carrying a card too');
@@ -115,9 +139,32 @@ export const processingChecks: CheckDefinition[] = [
     async run(ctx) {
       const { clientId, remainder } = await ctx.uncovered(topUpCard(ctx));
       const response = await ctx.spend(clientId);
+      // Which headers carry the refusal is judged by 3/payment-response-on-error and 10/error-402-carries-both-headers.
       expectError(response, 'insufficient_credits', 'a spend from a short balance');
-      expect(response.paymentRequired !== undefined && response.paymentResponse !== undefined, 'both payment-required and payment-response', describe(response));
       expectBalance(response, remainder, 'the balance unchanged');
+    },
+  },
+  {
+    id: '8/invalid-payload-charges-nothing',
+    title: 'an invalid payload with a card is refused before any charge or spend, for a funded and for an unfunded client',
+    level: 'core',
+    severity: 'must',
+    requirement: 'PROC-2',
+    async run(ctx) {
+      // The card a lax server would charge: the unfunded pass pays with a card whose balance is short, so a
+      // fractional top-up that is charged (and maybe never credited) shows as a PaymentIntent and a wrong answer.
+      await refusesEveryVariant(ctx, (_clientId, card) => {
+        const min = ctx.accept.minTopUp;
+        const payloads: Array<[string, object, string]> = [
+          ['topUpAmount minTopUp + 0.5', { stripe402Version: 1, paymentMethodId: card, topUpAmount: min + 0.5 }, 'invalid_payment'],
+          ['topUpAmount as a string', { stripe402Version: 1, paymentMethodId: card, topUpAmount: String(min) }, 'invalid_payment'],
+          ['topUpAmount -minTopUp', { stripe402Version: 1, paymentMethodId: card, topUpAmount: -min }, 'invalid_payment'],
+          ['topUpAmount 2^53', { stripe402Version: 1, paymentMethodId: card, topUpAmount: 2 ** 53 }, 'invalid_payment'],
+          ['stripe402Version 2', { stripe402Version: 2, paymentMethodId: card, topUpAmount: min }, 'unsupported_version'],
+          ['stripe402Version "1"', { stripe402Version: '1', paymentMethodId: card, topUpAmount: min }, 'invalid_payment'],
+        ];
+        return payloads.map(([label, payload, code]) => ({ label: `a payload with ${label}`, payload, codes: code }));
+      });
     },
   },
   {
@@ -128,7 +175,7 @@ export const processingChecks: CheckDefinition[] = [
     requirement: 'PROC-4',
     async run(ctx) {
       const card = probeCard(ctx);
-      const { clientId, balance } = await ctx.fund(card, ctx.accept.amount * 2);
+      const { clientId, balance } = await ctx.fund(card, ctx.accept.amount);
       const before = await chargesCount(ctx, clientId);
       const response = await ctx.payWithCard(card, undefined, undefined, { idempotencyKey: ctx.idempotencyKey() });
       const answer = expectServed(response, 'a payment with a covered card');
@@ -156,7 +203,7 @@ export const processingChecks: CheckDefinition[] = [
       for (const topUp of amounts) {
         const response = await ctx.payWithCard(card, topUp);
         expectError(response, 'top_up_below_minimum', `a top-up of ${topUp} units (minTopUp ${minTopUp})`);
-        expect(response.paymentResponse?.chargeId === undefined, 'no chargeId', describe(response));
+        expect(response.answer.chargeId === undefined, 'no chargeId', describe(response));
       }
       expectBalance(await ctx.spend(clientId), remainder, 'the balance unchanged');
       await expectNewCharges(ctx, clientId, before, 0, 'for refused top-ups');
@@ -179,6 +226,27 @@ export const processingChecks: CheckDefinition[] = [
       expectError(response, 'top_up_above_maximum', `a top-up of ${topUp} units (maxTopUp ${maxTopUp})`);
       expectBalance(await ctx.spend(clientId), remainder, 'the balance unchanged');
       await expectNewCharges(ctx, clientId, before, 0, 'for a refused top-up');
+    },
+  },
+  {
+    id: '8/card-errors-are-card-declined',
+    title: 'a charge the card issuer refuses (insufficient funds, expired card, incorrect CVC) is card_declined and credits nothing',
+    level: 'ledger',
+    severity: 'must',
+    requirement: 'PROC-15',
+    async run(ctx) {
+      // Stripe's test PaymentMethods for each card error of Table 8.3 (the emulator knows them too).
+      const cards = ['pm_card_chargeDeclinedInsufficientFunds', 'pm_card_chargeDeclinedExpiredCard', 'pm_card_chargeDeclinedIncorrectCvc'];
+      for (const card of cards) {
+        const response = await ctx.payWithCard(card, undefined, undefined, { idempotencyKey: ctx.idempotencyKey() });
+        expectError(response, 'card_declined', `a top-up with ${card}`);
+        expect(response.answer.chargeId === undefined, 'no chargeId', describe(response));
+        const clientId = response.answer.clientId;
+        if (!clientId) continue;
+        const spend = await ctx.spend(clientId);
+        expectError(spend, 'insufficient_credits', `a spend from the client id of ${card}`);
+        expectBalance(spend, 0, `for the client id of ${card}: nothing credited`);
+      }
     },
   },
   {
@@ -223,10 +291,13 @@ export const processingChecks: CheckDefinition[] = [
       const remainder = await ctx.drain(clientId);
       const repeat = await ctx.pay(payload);
       expectError(repeat, 'insufficient_credits', 'the same top-up repeated after its credit was spent');
-      expect(repeat.paymentResponse?.chargeId === undefined, 'no chargeId', describe(repeat));
+      expect(repeat.answer.chargeId === undefined, 'no chargeId', describe(repeat));
       expectBalance(repeat, remainder, 'the balance unchanged');
-      const changed = await ctx.pay({ ...payload, topUpAmount: minTopUp + stepUnits(ctx.accept.currency) });
-      expectError(changed, 'invalid_payment', 'the same idempotencyKey with another topUpAmount');
+      // Step 5 (PROC-5) comes before the charge and its key: another topUpAmount that the bounds refuse is refused for that.
+      const other = minTopUp + stepUnits(ctx.accept.currency);
+      const changed = await ctx.pay({ ...payload, topUpAmount: other });
+      if (other > ctx.maxTopUp()) expectError(changed, 'top_up_above_maximum', `the same idempotencyKey with a topUpAmount of ${other}, above maxTopUp ${ctx.maxTopUp()}`);
+      else expectError(changed, 'invalid_payment', 'the same idempotencyKey with another topUpAmount');
       await expectNewCharges(ctx, clientId, before, 1, 'for one idempotencyKey');
     },
   },

@@ -52,6 +52,37 @@ export const unitChecks: CheckDefinition[] = [
     },
   },
   {
+    id: '5/every-offered-currency-charged',
+    title: 'a top-up in each currency the route offers is charged with that currency\'s exponent and credited',
+    level: 'ledger',
+    severity: 'must',
+    requirement: 'UNIT-3',
+    async run(ctx) {
+      const backend = ctx.requireBackend();
+      const card = goodCard(ctx, 1);
+      // Every accepts entry, not only the first: another currency's exponent and step must be seen charged end to end.
+      for (const route of ctx.routesByCurrency()) {
+        const { currency, minTopUp, amount } = route.accept;
+        const stepped = minTopUp + stepUnits(currency);
+        const topUp = stepped <= ctx.maxTopUp(route) ? stepped : minTopUp;
+        const { remainder } = await ctx.uncovered(card, route);
+        const response = await ctx.payWithCard(card, topUp, route, { idempotencyKey: ctx.idempotencyKey() });
+        const answer = expectServed(response, `a top-up of ${topUp} units in ${currency}`);
+        expect(answer.chargeId !== undefined, `a charge (chargeId) for a top-up in ${currency}`, describe(response));
+        expectBalance(response, remainder + topUp - amount, `in ${currency} (${remainder} + ${topUp} credited - ${amount} spent)`);
+        const intent = await backend.find(answer.chargeId);
+        if (!intent) throw new CheckFailure(`PaymentIntent ${answer.chargeId} (the chargeId of a top-up in ${currency}) in the backend`, 'the backend has no such PaymentIntent');
+        const expected = unitsToMinor(topUp, currency);
+        expect(intent.currency === currency, `PaymentIntent ${intent.id} in ${currency}`, `currency ${intent.currency}`);
+        expect(
+          intent.amount === expected,
+          `PaymentIntent ${intent.id} for ${topUp} units of ${currency} to be ${expected} (e = ${currencyExponent(currency)}, Table 5.2)`,
+          `amount ${intent.amount}`,
+        );
+      }
+    },
+  },
+  {
     id: '5/charge-rounds-up',
     title: 'every PaymentIntent amount is ceil(units * 10^e / 10^4) in the currency of the route',
     level: 'ledger',

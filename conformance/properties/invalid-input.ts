@@ -140,7 +140,7 @@ export const invalidInputProperty: CheckDefinition = {
   async run(ctx: RunContext) {
     const card = probeCard(ctx);
     const amount = ctx.accept.amount;
-    const { clientId } = await ctx.fund(card, amount * 2);
+    const { clientId } = await ctx.fund(card, amount);
     const fixed = [...vectorInputs(card, clientId), ...builtInInputs(card, clientId, ctx.accept.minTopUp)].filter(stillInvalidOverHttp);
     const valid = encodeHeader({ stripe402Version: 1, clientId });
     const inputs = fc.limitShrink(
@@ -151,9 +151,9 @@ export const invalidInputProperty: CheckDefinition = {
       ),
       MAX_SHRINKS,
     ).map(printable);
-    let balance = (await ctx.fund(card, amount * 2)).balance;
+    let balance = (await ctx.fund(card, amount)).balance;
     const property = fc.asyncProperty(inputs, async (input) => {
-      if (balance < amount) balance = (await ctx.fund(card, amount * 2)).balance;
+      if (balance < amount) balance = (await ctx.fund(card, amount)).balance;
       const response = await ctx.send({ payment: input.value });
       if (isSuccess(response.status) || response.status >= 500) {
         throw new CheckFailure(`HTTP 402 ${input.codes.join(' or ')} for ${input.source}`, describe(response));
@@ -172,6 +172,8 @@ export const invalidInputProperty: CheckDefinition = {
         );
       }
     });
-    await checkProperty(ctx, property);
+    // Every input of the suite's own classes runs first, whatever the seed: a lax decoder repairs some of them,
+    // and a few random picks alone may miss every one it repairs.
+    await checkProperty(ctx, property, builtInInputs(card, clientId, ctx.accept.minTopUp).filter(stillInvalidOverHttp).map((input) => [printable(input)]));
   },
 };

@@ -10,11 +10,13 @@ import { CheckFailure, SkipCheck, type PropertyDetails } from '../checks/types.t
 /** The most shrink steps a property may take: each step is real HTTP traffic. */
 export const MAX_SHRINKS = 40;
 
-/** Checks a property; throws CheckFailure with replay details, or the SkipCheck a run raised. */
-export async function checkProperty<Ts extends [unknown]>(ctx: RunContext, property: fc.IAsyncPropertyWithHooks<Ts>): Promise<void> {
+/** Checks a property (after the given examples); throws CheckFailure with replay details, or the SkipCheck a run raised. */
+export async function checkProperty<Ts extends [unknown]>(ctx: RunContext, property: fc.IAsyncPropertyWithHooks<Ts>, examples: Ts[] = []): Promise<void> {
   const details = await fc.check(property, {
     seed: ctx.options.seed,
-    numRuns: ctx.options.runs,
+    // Fixed inputs tried before the generated ones, in addition to --runs (fast-check counts them among numRuns).
+    numRuns: ctx.options.runs + examples.length,
+    ...(examples.length ? { examples } : {}),
     ...(ctx.options.path ? { path: ctx.options.path } : {}),
     // Bound the whole property, shrinking included: a hung target must not hang the suite.
     interruptAfterTimeLimit: Math.max(60_000, ctx.options.timeoutMs * 4),

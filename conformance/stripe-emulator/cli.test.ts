@@ -2,9 +2,12 @@
 // copies keys from, serving the API until stopped, and stopping cleanly on
 // SIGTERM in a real child process.
 import { spawn } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import Stripe from 'stripe';
-import { describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import { EmulatorUsageError, runEmulatorCli, stripeClientForUrl } from './index.ts';
 
 async function waitForLine(lines: string[], pattern: RegExp, timeoutMs = 10_000): Promise<RegExpMatchArray> {
@@ -19,11 +22,20 @@ async function waitForLine(lines: string[], pattern: RegExp, timeoutMs = 10_000)
   }
 }
 
+const secretDir = mkdtempSync(path.join(tmpdir(), 'stripe402-emulator-cli-'));
+afterAll(() => rmSync(secretDir, { recursive: true, force: true }));
+/** A file holding `secret`, as --webhook-secret-file reads it. */
+function secretFile(secret: string): string {
+  const file = path.join(secretDir, `secret-${Math.random().toString(36).slice(2)}`);
+  writeFileSync(file, `${secret}\n`, { mode: 0o600 });
+  return file;
+}
+
 describe('runEmulatorCli', () => {
   it('prints the URL and keys, serves the API, and stops when told to', async () => {
     const lines: string[] = [];
     const controller = new AbortController();
-    const running = runEmulatorCli(['--port', '0', '--webhook-url', 'http://127.0.0.1:9/hook', '--webhook-secret', 'whsec_cli_test'], {
+    const running = runEmulatorCli(['--port', '0', '--webhook-url', 'http://127.0.0.1:9/hook', '--webhook-secret-file', secretFile('whsec_cli_test')], {
       log: (line) => lines.push(line),
       signal: controller.signal,
     });
@@ -60,8 +72,16 @@ describe('runEmulatorCli', () => {
       expect(error).toBeInstanceOf(EmulatorUsageError);
       expect((error as EmulatorUsageError).exitCode).toBe(2);
     }
-    const badSecret = await runEmulatorCli(['--port', '0', '--webhook-url', 'http://127.0.0.1:9/', '--webhook-secret', 'nope'], quiet).catch((e: unknown) => e);
+    const badSecret = await runEmulatorCli(['--port', '0', '--webhook-url', 'http://127.0.0.1:9/', '--webhook-secret-file', secretFile('nope')], quiet).catch((e: unknown) => e);
     expect(badSecret).toBeInstanceOf(EmulatorUsageError);
+    const missing = await runEmulatorCli(['--port', '0', '--webhook-url', 'http://127.0.0.1:9/', '--webhook-secret-file', '/nonexistent/secret'], quiet).catch((e: unknown) => e);
+    expect((missing as Error).message).toMatch(/--webhook-secret-file .*ENOENT/);
+  });
+
+  it('never takes the webhook secret from a flag', async () => {
+    const error = await runEmulatorCli(['--port', '0', '--webhook-url', 'http://127.0.0.1:9/', '--webhook-secret', 'whsec_cli_test'], { log: () => undefined }).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(EmulatorUsageError);
+    expect((error as Error).message).toMatch(/secrets are not taken from flags/);
   });
 });
 

@@ -1,6 +1,9 @@
 // `stripe402 emulator`: runs the Stripe emulator in the foreground, prints
 // where it listens and which keys to use, and stops on SIGINT or SIGTERM.
-import { Command, CommanderError, InvalidArgumentError } from 'commander';
+// The webhook signing secret comes from the environment or a file, never
+// from a flag (shell history, ps).
+import { readFileSync } from 'node:fs';
+import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import { startEmulator, type EmulatorOptions } from './server.ts';
 import { DEFAULT_ENABLED_EVENTS } from './webhooks.ts';
 
@@ -38,7 +41,9 @@ export async function runEmulatorCli(argv: string[], io: EmulatorCliIo = {}): Pr
     .option('--port <port>', 'TCP port (0 picks a free one)', integer('--port', 0, 65535), 12111)
     .option('--host <host>', 'interface to listen on', '127.0.0.1')
     .option('--webhook-url <url>', 'POST events to this URL')
-    .option('--webhook-secret <secret>', 'signing secret for webhook events (whsec_...); default $STRIPE_WEBHOOK_SECRET')
+    .option('--webhook-secret-file <file>', 'file holding the signing secret for webhook events (whsec_...); default $STRIPE_WEBHOOK_SECRET')
+    // Recognized only to refuse it without quoting its value back.
+    .addOption(new Option('--webhook-secret <secret>').hideHelp().argParser(() => true))
     .option('--webhook-events <types>', `comma-separated event types to deliver, or * (default ${DEFAULT_ENABLED_EVENTS.join(',')})`)
     .option('--latency-ms <ms>', 'latency added to every API request', integer('--latency-ms', 0, 600_000), 0)
     .option('--allow-remote-admin', 'answer /_emulator admin requests from non-loopback clients')
@@ -62,20 +67,29 @@ export async function runEmulatorCli(argv: string[], io: EmulatorCliIo = {}): Pr
     port: number;
     host: string;
     webhookUrl?: string;
-    webhookSecret?: string;
+    webhookSecret?: true;
+    webhookSecretFile?: string;
     webhookEvents?: string;
     latencyMs: number;
     allowRemoteAdmin?: boolean;
   }>();
   const options: EmulatorOptions = { port: opts.port, host: opts.host, latencyMs: opts.latencyMs };
   if (opts.allowRemoteAdmin) options.allowRemoteAdmin = true;
-  const secret = opts.webhookSecret ?? process.env.STRIPE_WEBHOOK_SECRET;
+  if (opts.webhookSecret) throw new EmulatorUsageError('--webhook-secret: secrets are not taken from flags (shell history, ps); use STRIPE_WEBHOOK_SECRET or --webhook-secret-file.');
+  let secret = process.env.STRIPE_WEBHOOK_SECRET;
+  if (opts.webhookSecretFile) {
+    try {
+      secret = readFileSync(opts.webhookSecretFile, 'utf8').trim();
+    } catch (error) {
+      throw new EmulatorUsageError(`--webhook-secret-file ${opts.webhookSecretFile}: ${(error as NodeJS.ErrnoException).code ?? 'cannot read the file'}`);
+    }
+  }
   if (opts.webhookUrl) {
-    if (!secret) throw new EmulatorUsageError('--webhook-url needs --webhook-secret (or STRIPE_WEBHOOK_SECRET).');
+    if (!secret) throw new EmulatorUsageError('--webhook-url needs STRIPE_WEBHOOK_SECRET or --webhook-secret-file.');
     options.webhook = { url: opts.webhookUrl, secret };
     if (opts.webhookEvents) options.webhook.enabledEvents = opts.webhookEvents.split(',').map((type) => type.trim()).filter(Boolean);
-  } else if (opts.webhookSecret) {
-    throw new EmulatorUsageError('--webhook-secret needs --webhook-url.');
+  } else if (opts.webhookSecretFile) {
+    throw new EmulatorUsageError('--webhook-secret-file needs --webhook-url.');
   }
   let emulator;
   try {

@@ -624,7 +624,7 @@ describe('lists and searches of PaymentIntents', () => {
 
   it('forgets everything on POST /_emulator/reset', async () => {
     await charge({});
-    const response = await fetch(`${emulator.url}/_emulator/reset`, { method: 'POST' });
+    const response = await fetch(`${emulator.url}/_emulator/reset`, { method: 'POST', headers: { 'content-type': 'application/json' } });
     expect(response.status).toBe(200);
     expect((await stripe.paymentIntents.list()).data).toHaveLength(0);
     expect(emulator.state.charges()).toHaveLength(0);

@@ -3,6 +3,14 @@
 // and the loopback-only admin API under /_emulator (reset, faults, events,
 // webhook endpoint, the card-authentication page). startEmulator() returns
 // a handle with an SDK client factory and read-only views of the state.
+// A web page open in a developer's browser must not reach the admin API:
+// it answers loopback clients only, checks that `Host` names the loopback
+// (DNS rebinding), sends no CORS headers, takes changes only as
+// `application/json` (which a cross-site form cannot send), and never
+// returns the webhook signing secret. The Stripe API under /v1 gets the
+// same `Host` check when the emulator listens on loopback, and its CORS
+// headers never admit an `Authorization` header, since the emulator
+// accepts any secret key.
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import Stripe from 'stripe';
@@ -125,6 +133,18 @@ function isLoopback(address: string | undefined): boolean {
   return address !== undefined && (address === '::1' || address.startsWith('127.') || address.startsWith('::ffff:127.'));
 }
 
+/** A `Host` header that names the loopback interface (with or without a port). */
+function isLoopbackHost(hostHeader: string | undefined): boolean {
+  if (hostHeader === undefined) return false;
+  const match = /^(\[::1\]|localhost|127(?:\.\d{1,3}){3})(?::\d{1,5})?$/i.exec(hostHeader.trim());
+  return match !== null;
+}
+
+/** `application/json`, with or without parameters such as a charset. */
+function isJson(contentType: string | undefined): boolean {
+  return contentType !== undefined && /^application\/json\s*(;|$)/i.test(contentType.trim());
+}
+
 const sleep = (ms: number, timers: Set<NodeJS.Timeout>) =>
   new Promise<void>((resolve) => {
     const timer = setTimeout(() => {
@@ -159,6 +179,7 @@ function escapeHtml(text: string): string {
 export async function startEmulator(options: EmulatorOptions = {}): Promise<Emulator> {
   const host = options.host ?? '127.0.0.1';
   const latencyMs = options.latencyMs ?? 0;
+  const loopbackOnly = isLoopback(host) || host === 'localhost';
   const store = new Store();
   const faults = new Faults();
   const idempotency = new IdempotencyStore();
@@ -242,8 +263,10 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Emul
       'Content-Type': 'application/json',
       'Content-Length': Buffer.byteLength(answer.body),
       'Cache-Control': 'no-cache, no-store',
-      'Access-Control-Allow-Origin': '*',
-      'Access-Control-Expose-Headers': 'Request-Id, Stripe-Version, Idempotency-Key, Idempotent-Replayed, Original-Request',
+      // Only Stripe API answers carry CORS headers; admin answers never do.
+      ...(requestId
+        ? { 'Access-Control-Allow-Origin': '*', 'Access-Control-Expose-Headers': 'Request-Id, Stripe-Version, Idempotency-Key, Idempotent-Replayed, Original-Request' }
+        : {}),
       ...answer.headers,
     };
     if (requestId) {
@@ -255,11 +278,17 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Emul
   }
 
   async function onStripeRequest(req: http.IncomingMessage, res: http.ServerResponse, method: string, path: string, query: string): Promise<void> {
+    if (loopbackOnly && !isLoopbackHost(req.headers.host)) {
+      // A page that rebinds its own name to 127.0.0.1 is same-origin with the emulator; its Host header gives it away.
+      send(res, errorAnswer(invalidRequest('This emulator listens on loopback and answers requests addressed to a loopback name only.', { status: 403 }), newRequestId()));
+      return;
+    }
     if (method === 'OPTIONS') {
       res.writeHead(204, {
         'Access-Control-Allow-Origin': '*',
         'Access-Control-Allow-Methods': 'GET, POST, DELETE',
-        'Access-Control-Allow-Headers': 'Authorization, Content-Type, Idempotency-Key, Stripe-Version, Stripe-Account',
+        // No Authorization: any secret key works here, so a page must not be able to send one.
+        'Access-Control-Allow-Headers': 'Content-Type, Idempotency-Key, Stripe-Version, Stripe-Account',
         'Access-Control-Max-Age': '300',
       });
       res.end();
@@ -395,6 +424,14 @@ ${pending ? `<p><a href="${link('complete')}">Complete authentication</a> &nbsp;
       adminError(res, 403, 'The emulator admin API answers loopback clients only.');
       return;
     }
+    if (!options.allowRemoteAdmin && !isLoopbackHost(req.headers.host)) {
+      adminError(res, 403, 'The emulator admin API answers requests addressed to a loopback name only (Host: localhost, 127.0.0.1 or [::1]).');
+      return;
+    }
+    if (method !== 'GET' && method !== 'HEAD' && !isJson(req.headers['content-type'])) {
+      adminError(res, 415, 'Emulator admin requests that change state must be sent as Content-Type: application/json.');
+      return;
+    }
     const parts = path.split('/').slice(2).map((part) => decodeURIComponent(part));
     const [resource, id, action] = parts;
     const search = new URLSearchParams(query);
@@ -426,8 +463,9 @@ ${pending ? `<p><a href="${link('complete')}">Complete authentication</a> &nbsp;
         else if (!webhooks.current) adminError(res, 409, 'No webhook endpoint is configured.');
         else adminJson(res, 200, await webhooks.resend(record));
       } else if (resource === 'webhook' && parts.length === 1 && method === 'GET') {
+        // The signing secret is never returned: whoever set it knows it.
         const current = webhooks.current;
-        adminJson(res, 200, { webhook: current ? { ...current } : null });
+        adminJson(res, 200, { webhook: current ? webhookView(current) : null });
       } else if (resource === 'webhook' && parts.length === 1 && (method === 'POST' || method === 'PUT')) {
         webhooks.setConfig(validateWebhookConfig(await readJson(req)));
         adminJson(res, 200, { ok: true });
@@ -444,6 +482,11 @@ ${pending ? `<p><a href="${link('complete')}">Complete authentication</a> &nbsp;
       else if (error instanceof StripeApiError) adminError(res, error.status, error.body.message);
       else throw error;
     }
+  }
+
+  function webhookView(config: WebhookConfig): Omit<WebhookConfig, 'secret'> {
+    const { secret: _secret, ...rest } = config;
+    return { ...rest };
   }
 
   function resetState(): void {

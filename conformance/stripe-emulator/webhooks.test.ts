@@ -200,14 +200,14 @@ describe('webhook retries and resends', () => {
     await stripe.paymentIntents.create(charge('pm_card_mastercard'));
     await receiver.waitFor(2);
     const older = emulator.state.events().find((e) => (e.event.data.object as Stripe.PaymentIntent).id === first.id)!;
-    const response = await fetch(`${emulator.url}/_emulator/events/${older.event.id}/resend`, { method: 'POST' });
+    const response = await fetch(`${emulator.url}/_emulator/events/${older.event.id}/resend`, { method: 'POST', headers: { 'content-type': 'application/json' } });
     expect(response.status).toBe(200);
     expect(await response.json()).toMatchObject({ status: 200, resend: true, attempt: 2 });
     const deliveries = await receiver.waitFor(3);
     const ids = deliveries.map((d) => stripe.webhooks.constructEvent(d.body, d.signature, SECRET).id);
     expect(ids[2]).toBe(older.event.id);
     expect(ids[0]).toBe(older.event.id);
-    expect((await fetch(`${emulator.url}/_emulator/events/evt_missing/resend`, { method: 'POST' })).status).toBe(404);
+    expect((await fetch(`${emulator.url}/_emulator/events/evt_missing/resend`, { method: 'POST', headers: { 'content-type': 'application/json' } })).status).toBe(404);
   });
 
   it('records events without delivering them when no endpoint is configured', async () => {
@@ -217,20 +217,20 @@ describe('webhook retries and resends', () => {
     expect(receiver.received).toHaveLength(0);
     const [record] = emulator.state.events();
     expect(record!.event).toMatchObject({ type: 'payment_intent.succeeded', pending_webhooks: 0 });
-    const resend = await fetch(`${emulator.url}/_emulator/events/${record!.event.id}/resend`, { method: 'POST' });
+    const resend = await fetch(`${emulator.url}/_emulator/events/${record!.event.id}/resend`, { method: 'POST', headers: { 'content-type': 'application/json' } });
     expect(resend.status).toBe(409);
   });
 
   it('configures the endpoint through the admin API', async () => {
     emulator.setWebhook(undefined);
-    const bad = await fetch(`${emulator.url}/_emulator/webhook`, { method: 'POST', body: JSON.stringify({ url: receiver.url, secret: 'nope' }) });
+    const bad = await fetch(`${emulator.url}/_emulator/webhook`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ url: receiver.url, secret: 'nope' }) });
     expect(bad.status).toBe(400);
-    const set = await fetch(`${emulator.url}/_emulator/webhook`, { method: 'POST', body: JSON.stringify({ url: receiver.url, secret: SECRET }) });
+    const set = await fetch(`${emulator.url}/_emulator/webhook`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ url: receiver.url, secret: SECRET }) });
     expect(set.status).toBe(200);
     await stripe.paymentIntents.create(charge('pm_card_visa'));
     const [delivery] = await receiver.waitFor(1);
     expect(stripe.webhooks.constructEvent(delivery!.body, delivery!.signature, SECRET).type).toBe('payment_intent.succeeded');
-    await fetch(`${emulator.url}/_emulator/webhook`, { method: 'DELETE' });
+    await fetch(`${emulator.url}/_emulator/webhook`, { method: 'DELETE', headers: { 'content-type': 'application/json' } });
     expect(((await (await fetch(`${emulator.url}/_emulator/webhook`)).json()) as { webhook: unknown }).webhook).toBeNull();
   });
 

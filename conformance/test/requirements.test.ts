@@ -62,6 +62,16 @@ describe('the requirements the checks quote', () => {
   });
 });
 
+describe('Table 14.1 and the checks', () => {
+  it('cite every requirement of a server level, or Section 14.3 says why no check can', () => {
+    const text = readFileSync(new URL('../../spec/14-conformance-levels.md', import.meta.url), 'utf8');
+    const untestable = new Set([...(text.split(/^## 14\.3\./m)[1] ?? '').matchAll(/^\| \[([A-Z]+-\d+)\]/gm)].map((m) => m[1]));
+    const cited = new Set(listChecks().map((c) => c.requirement));
+    const uncovered = [...levelTable().keys()].filter((id) => !cited.has(id) && !untestable.has(id));
+    expect(uncovered).toEqual([]);
+  });
+});
+
 describe('the check registry', () => {
   it('has unique ids of the form <section>/<slug>, grouped in section order', () => {
     const checks = listChecks();

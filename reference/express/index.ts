@@ -18,9 +18,9 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { HEADER_PAYMENT } from '@stripe402/core';
-import { createPaywall, pathnameOf, type Grant, type PaymentEngine, type Stripe402Options } from '@stripe402/server';
+import { createPaywall, pathnameOf, readBounded, type Grant, type PaymentEngine, type Stripe402Options } from '@stripe402/server';
 
-export { DEFAULT_WEBHOOK_PATH, EXPOSED_HEADERS, type Stripe402Options } from '@stripe402/server';
+export { DEFAULT_WEBHOOK_PATH, DEFAULT_WEBHOOK_MAX_BYTES, EXPOSED_HEADERS, type Stripe402Options } from '@stripe402/server';
 
 /** The request as the middleware reads it: Node's, with Express's `originalUrl` when mounted. */
 export type Stripe402Request = IncomingMessage & { originalUrl?: string; body?: unknown; stripe402?: Stripe402Record };
@@ -43,9 +43,16 @@ export function stripe402(options: Stripe402Options): Stripe402Middleware {
       return;
     }
     if (route.kind === 'webhook') {
-      rawBody(req)
-        .then((body) => paywall.webhook(body, headerOf(req, 'stripe-signature')))
-        .then((result) => send(res, method, result.status, { 'content-type': 'application/json' }, JSON.stringify(result.body)))
+      rawBody(req, paywall.webhookMaxBytes)
+        .then(async (body) => {
+          if (body === undefined) {
+            // The rest of the body is never read: close the connection rather than drain it.
+            const { status, headers, body: answer } = paywall.webhookTooLarge;
+            return send(res, method, status, headers, answer);
+          }
+          const result = await paywall.webhook(body, headerOf(req, 'stripe-signature'));
+          send(res, method, result.status, { 'content-type': 'application/json' }, JSON.stringify(result.body));
+        })
         .catch(next);
       return;
     }
@@ -87,16 +94,15 @@ function send(res: ServerResponse, method: string, status: number, headers: Reco
  * `req.body` is used when it is the raw text or bytes (express.raw,
  * express.text); a parsed object can no longer be verified.
  */
-async function rawBody(req: Stripe402Request): Promise<string> {
-  if (typeof req.body === 'string') return req.body;
-  if (Buffer.isBuffer(req.body)) return req.body.toString('utf8');
+async function rawBody(req: Stripe402Request, maxBytes: number): Promise<string | undefined> {
+  // Read already by a parser ahead of the paywall: then only its size is checked.
+  if (typeof req.body === 'string') return Buffer.byteLength(req.body) > maxBytes ? undefined : req.body;
+  if (Buffer.isBuffer(req.body)) return req.body.byteLength > maxBytes ? undefined : req.body.toString('utf8');
   if (req.readableEnded || (req.body !== undefined && req.body !== null && typeof req.body === 'object' && Object.keys(req.body).length > 0)) {
     // Parsed already: the signature cannot be checked against re-serialized JSON, and the delivery is refused.
     return '';
   }
-  const chunks: Buffer[] = [];
-  for await (const chunk of req) chunks.push(chunk as Buffer);
-  return Buffer.concat(chunks).toString('utf8');
+  return readBounded(req, headerOf(req, 'content-length'), maxBytes);
 }
 
 type Call = { method: 'writeHead' | 'write' | 'end'; args: unknown[] };

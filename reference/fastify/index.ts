@@ -19,9 +19,9 @@
  */
 import type { IncomingMessage } from 'node:http';
 import { HEADER_PAYMENT } from '@stripe402/core';
-import { createPaywall, pathnameOf, type Grant, type Stripe402Options } from '@stripe402/server';
+import { createPaywall, pathnameOf, readBounded, type Grant, type Stripe402Options } from '@stripe402/server';
 
-export { DEFAULT_WEBHOOK_PATH, EXPOSED_HEADERS, type Stripe402Options } from '@stripe402/server';
+export { DEFAULT_WEBHOOK_PATH, DEFAULT_WEBHOOK_MAX_BYTES, EXPOSED_HEADERS, type Stripe402Options } from '@stripe402/server';
 
 /** What the plugin leaves on `request.stripe402` for loggers; ids unredacted, redact before logging. */
 export type Stripe402Record = Record<string, unknown> & { paid: boolean; restored?: boolean };
@@ -61,10 +61,13 @@ export async function stripe402(fastify: Instance, options: Stripe402Options): P
       return send(reply, method, paywall.discovery.status, paywall.discovery.headers, paywall.discovery.body);
     }
     if (route.kind === 'webhook') {
-      // Before Fastify parses it: the exact bytes Stripe signed.
-      const chunks: Buffer[] = [];
-      for await (const chunk of request.raw) chunks.push(chunk as Buffer);
-      const result = await paywall.webhook(Buffer.concat(chunks).toString('utf8'), headerOf(request.raw, 'stripe-signature'));
+      // Before Fastify parses it: the exact bytes Stripe signed, capped while they stream in.
+      const body = await readBounded(request.raw, headerOf(request.raw, 'content-length'), paywall.webhookMaxBytes);
+      if (body === undefined) {
+        const { status, headers, body: answer } = paywall.webhookTooLarge;
+        return send(reply, method, status, headers, answer);
+      }
+      const result = await paywall.webhook(body, headerOf(request.raw, 'stripe-signature'));
       return send(reply, method, result.status, { 'content-type': 'application/json' }, JSON.stringify(result.body));
     }
     const decision = await paywall.engine.handle(route.match, headerOf(request.raw, HEADER_PAYMENT));

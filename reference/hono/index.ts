@@ -4,5 +4,5 @@
  *
  * @module @stripe402/hono
  */
-export { stripe402, DEFAULT_WEBHOOK_PATH, EXPOSED_HEADERS } from './middleware.ts';
+export { stripe402, DEFAULT_WEBHOOK_PATH, DEFAULT_WEBHOOK_MAX_BYTES, EXPOSED_HEADERS } from './middleware.ts';
 export type { Stripe402MiddlewareOptions, Stripe402Variables } from './middleware.ts';

@@ -3,7 +3,8 @@
  * shapes that open free doors in naive paywalls: a wildcard free route
  * behind the paid one, a sub-app mounted under a prefix, the paywall
  * registered inside the mounted sub-app, HEAD for GET, and a handler that
- * throws. The engine under it is real (Redis ledger, Stripe emulator).
+ * throws; and the webhook route's body cap. The engine under it is real
+ * (Redis ledger, Stripe emulator).
  */
 import { Hono } from 'hono';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -155,5 +156,36 @@ describe('a paid request through the middleware', () => {
     expect((await doc.json()).routes).toHaveLength(2);
     const webhook = await a.request('http://localhost/stripe402/webhook', { method: 'POST', body: '{}' });
     expect(webhook.status).toBe(404);
+  });
+});
+
+describe('the webhook route', () => {
+  function withWebhook(options: { readFirst?: boolean } = {}) {
+    const gateway = new StripeSdkGateway(createStripeClient(emulator.secretKey, { apiUrl: emulator.url }), { deploymentId: 'a'.repeat(24) });
+    const withDeployment = new PaymentEngine({ ledger: store.ledger, gateway, serverSecret: freshSecret(), publishableKey: emulator.publishableKey, routes: ROUTES });
+    const a = new Hono();
+    // A middleware of the application that reads every body first.
+    if (options.readFirst) {
+      a.use(async (c, next) => {
+        await c.req.text();
+        await next();
+      });
+    }
+    a.use(stripe402({ engine: withDeployment, webhookSecret: 'whsec_middleware_test', webhookMaxBytes: 1024 }));
+    return a;
+  }
+
+  it('is refused at construction when the gateway names no deployment, since it could not tell its own PaymentIntents (LEDG-9)', () => {
+    expect(() => stripe402({ engine, webhookSecret: 'whsec_middleware_test' })).toThrow(/names its deployment/);
+  });
+
+  it('answers 413 to a body over the cap, whether it streams in or an earlier middleware read it', async () => {
+    const big = 'x'.repeat(2048);
+    for (const app of [withWebhook(), withWebhook({ readFirst: true })]) {
+      const response = await app.request('/stripe402/webhook', { method: 'POST', body: big, headers: { 'stripe-signature': 't=1,v1=00' } });
+      expect(response.status).toBe(413);
+      const small = await app.request('/stripe402/webhook', { method: 'POST', body: '{}', headers: { 'stripe-signature': 't=1,v1=00' } });
+      expect(small.status).toBe(400);
+    }
   });
 });

@@ -13,15 +13,18 @@
  * percent-encoding, dot segments, HEAD, a mount prefix) may reach the paid
  * handler or another one (a wildcard, a sub-app), and must pay either way
  * (PAY-1 to PAY-3). The same middleware serves the discovery document
- * (DISC-1) and, given a secret, the Stripe webhook (LEDG-6).
+ * (DISC-1) and, given a secret, the Stripe webhook (LEDG-6). The webhook
+ * body is the only body the middleware reads; it is capped while it
+ * streams in (a declared or actual length over the cap is answered 413
+ * before more is read), so a large post costs no memory.
  */
 import type { Context, MiddlewareHandler } from 'hono';
 import { HEADER_PAYMENT } from '@stripe402/core';
-import { createPaywall, EXPOSED_HEADERS, pathnameOf, type DecisionContext, type Stripe402Options } from '@stripe402/server';
+import { createPaywall, EXPOSED_HEADERS, pathnameOf, readBounded, type DecisionContext, type Stripe402Options } from '@stripe402/server';
 
-export { DEFAULT_WEBHOOK_PATH } from '@stripe402/server';
+export { DEFAULT_WEBHOOK_PATH, DEFAULT_WEBHOOK_MAX_BYTES } from '@stripe402/server';
 
-/** The options of every stripe402 adapter (engine, discovery, webhookSecret, webhookPath). */
+/** The options of every stripe402 adapter (engine, discovery, webhookSecret, webhookPath, webhookMaxBytes). */
 export type Stripe402MiddlewareOptions = Stripe402Options;
 
 /** What the middleware leaves in the context for loggers (`c.get('stripe402')`); ids unredacted, redact before logging. */
@@ -31,7 +34,7 @@ export type Stripe402Variables = { stripe402?: DecisionContext & { paid: boolean
 export function stripe402(options: Stripe402MiddlewareOptions): MiddlewareHandler {
   // Checks the options now, so a misconfigured app fails at start-up.
   const paywall = createPaywall(options, 'hono');
-  const { engine } = paywall;
+  const { engine, webhookMaxBytes } = paywall;
 
   return async function stripe402Paywall(c: Context, next) {
     const method = c.req.method;
@@ -41,12 +44,22 @@ export function stripe402(options: Stripe402MiddlewareOptions): MiddlewareHandle
       return c.body(paywall.discovery.body, 200, paywall.discovery.headers);
     }
     if (route.kind === 'webhook') {
-      const result = await paywall.webhook(await c.req.text(), c.req.header('stripe-signature'));
+      // A middleware ahead of this one may have read the body already (Hono keeps a copy): then only its size is checked.
+      const body = c.req.raw.bodyUsed
+        ? await c.req.text().then((text) => (Buffer.byteLength(text) > webhookMaxBytes ? undefined : text))
+        : await readBounded(c.req.raw.body, c.req.raw.headers.get('content-length'), webhookMaxBytes);
+      if (body === undefined) {
+        // The rest of the body is never read: close the connection rather than drain it.
+        const { status, headers, body: answer } = paywall.webhookTooLarge;
+        return c.body(answer, status, headers);
+      }
+      const result = await paywall.webhook(body, c.req.header('stripe-signature'));
       return c.json(result.body, result.status);
     }
     if (route.kind === 'free') return next();
+    const match = route.match;
 
-    const decision = await engine.handle(route.match, paymentHeaderOf(c));
+    const decision = await engine.handle(match, paymentHeaderOf(c));
     // The decision's context is this request's own object: it becomes the log record as it is.
     const record = decision.context as NonNullable<Stripe402Variables['stripe402']>;
     if (decision.kind === 'respond') {

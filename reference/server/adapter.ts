@@ -14,6 +14,8 @@ import type { RouteMatch } from './routes.ts';
 
 /** Where the paywall receives Stripe webhooks unless told otherwise. */
 export const DEFAULT_WEBHOOK_PATH = '/stripe402/webhook';
+/** Stripe's event payloads are a few kilobytes; 256 KiB leaves ample room. */
+export const DEFAULT_WEBHOOK_MAX_BYTES = 256 * 1024;
 
 /** The options of every adapter: `stripe402({ engine, ... })`. */
 export interface Stripe402Options {
@@ -25,6 +27,8 @@ export interface Stripe402Options {
   webhookSecret?: string;
   /** Where the webhook is received; default `/stripe402/webhook`. */
   webhookPath?: string;
+  /** The largest webhook body read, in bytes (default 256 KiB); larger ones get 413 unread. */
+  webhookMaxBytes?: number;
 }
 
 /** A paywall option that cannot work, reported when the paywall is built. */
@@ -43,6 +47,9 @@ export type PaywallRoute =
 export interface Paywall {
   readonly engine: PaymentEngine;
   readonly webhookPath: string;
+  readonly webhookMaxBytes: number;
+  /** The answer to a webhook body over the cap: the rest is never read, so the connection closes. */
+  readonly webhookTooLarge: { status: 413; headers: Record<string, string>; body: string };
   /** The discovery response: fixed with the route table, which is fixed at construction. */
   readonly discovery: { status: 200; headers: Record<string, string>; body: string };
   route(method: string, path: string): PaywallRoute;
@@ -50,7 +57,7 @@ export interface Paywall {
   webhook(rawBody: string, signature: string | null | undefined): Promise<WebhookResult>;
 }
 
-const OPTION_NAMES = ['engine', 'discovery', 'webhookSecret', 'webhookPath'];
+const OPTION_NAMES = ['engine', 'discovery', 'webhookSecret', 'webhookPath', 'webhookMaxBytes'];
 
 /**
  * Checks the options and prepares the paywall. `adapter` names the caller
@@ -76,6 +83,13 @@ export function createPaywall(options: Stripe402Options, adapter: string): Paywa
   const webhookPath = options.webhookPath ?? DEFAULT_WEBHOOK_PATH;
   if (typeof webhookPath !== 'string' || !/^\/[^?#\s]*$/.test(webhookPath)) fail('options.webhookPath must be a path starting with /');
   if (webhookPath === DISCOVERY_PATH) fail(`options.webhookPath cannot be ${DISCOVERY_PATH}`);
+  const webhookMaxBytes = options.webhookMaxBytes ?? DEFAULT_WEBHOOK_MAX_BYTES;
+  if (!Number.isSafeInteger(webhookMaxBytes) || webhookMaxBytes < 1) fail('options.webhookMaxBytes must be a positive integer');
+  const deploymentId = options.engine.gateway?.deploymentId;
+  if (webhookSecret !== undefined && !deploymentId) {
+    // Without it every PaymentIntent would be someone else's, or (worse) every one would be ours (LEDG-9).
+    fail('the Stripe webhook needs a gateway that names its deployment (StripeSdkGateway option deploymentId)');
+  }
 
   const paymentEngine = options.engine;
   const serveDiscovery = options.discovery ?? true;
@@ -87,6 +101,8 @@ export function createPaywall(options: Stripe402Options, adapter: string): Paywa
   return {
     engine: paymentEngine,
     webhookPath,
+    webhookMaxBytes,
+    webhookTooLarge: { status: 413, headers: { 'content-type': 'application/json', connection: 'close' }, body: JSON.stringify({ received: false, error: 'body too large' }) },
     discovery,
     route(method, path) {
       if (serveDiscovery && (method === 'GET' || method === 'HEAD') && path === DISCOVERY_PATH) return { kind: 'discovery' };
@@ -95,7 +111,50 @@ export function createPaywall(options: Stripe402Options, adapter: string): Paywa
       return match ? { kind: 'paid', match } : { kind: 'free' };
     },
     webhook(rawBody, signature) {
-      return handleWebhook({ gateway: paymentEngine.gateway, ledger: paymentEngine.ledger }, rawBody, signature, webhookSecret!);
+      return handleWebhook({ gateway: paymentEngine.gateway, ledger: paymentEngine.ledger, deploymentId: deploymentId! }, rawBody, signature, webhookSecret!);
     },
   };
+}
+
+/**
+ * A request body as UTF-8 text, or undefined as soon as it is known to
+ * exceed `maxBytes`: from its declared length before anything is read, or
+ * while it streams in (chunked bodies, lying lengths), never buffering more
+ * than the cap. `body` is a Fetch body stream or a Node stream.
+ */
+export async function readBounded(
+  body: ReadableStream<Uint8Array> | AsyncIterable<Uint8Array> | null,
+  declaredLength: string | null | undefined,
+  maxBytes: number,
+): Promise<string | undefined> {
+  if (declaredLength !== null && declaredLength !== undefined && !(/^\d{1,15}$/.test(declaredLength) && Number(declaredLength) <= maxBytes)) return undefined;
+  if (body === null) return '';
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  if ('getReader' in body) {
+    const reader = body.getReader();
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      size += value.byteLength;
+      if (size > maxBytes) {
+        await reader.cancel().catch(() => undefined);
+        return undefined;
+      }
+      chunks.push(value);
+    }
+  } else {
+    for await (const chunk of body) {
+      size += chunk.byteLength;
+      if (size > maxBytes) return undefined;
+      chunks.push(chunk);
+    }
+  }
+  const all = new Uint8Array(size);
+  let offset = 0;
+  for (const chunk of chunks) {
+    all.set(chunk, offset);
+    offset += chunk.byteLength;
+  }
+  return new TextDecoder().decode(all);
 }

@@ -8,7 +8,7 @@
  * options and behaviour as the framework adapters.
  */
 import { HEADER_PAYMENT } from '@stripe402/core';
-import { createPaywall, type Stripe402Options } from './adapter.ts';
+import { createPaywall, readBounded, type Stripe402Options } from './adapter.ts';
 import { pathnameOf } from './routes.ts';
 
 /** A Fetch-API handler: what Next.js route handlers, Bun, Deno and Workers call. */
@@ -33,7 +33,12 @@ export function stripe402Fetch(options: Stripe402Options, handler: FetchHandler)
       return new Response(method === 'HEAD' ? null : body, { status, headers });
     }
     if (route.kind === 'webhook') {
-      const result = await paywall.webhook(await request.text(), request.headers.get('stripe-signature'));
+      const body = await readBounded(request.body, request.headers.get('content-length'), paywall.webhookMaxBytes);
+      if (body === undefined) {
+        const { status, headers, body: answer } = paywall.webhookTooLarge;
+        return new Response(answer, { status, headers });
+      }
+      const result = await paywall.webhook(body, request.headers.get('stripe-signature'));
       return Response.json(result.body, { status: result.status });
     }
     if (route.kind === 'free') return handler(request);

@@ -13,6 +13,8 @@ export const METADATA_UNITS = 'stripe402_units';
 export const METADATA_CURRENCY = 'stripe402_currency';
 /** Optional metadata (Table 8.2): the payload's idempotencyKey, so a top-up can be found after Stripe's 24-hour window (PROC-12). */
 export const METADATA_IDEMPOTENCY_KEY = 'stripe402_idempotency_key';
+/** The deployment that created a PaymentIntent (LEDG-9), so that several deployments can share one Stripe account. */
+export const METADATA_DEPLOYMENT = 'stripe402_deployment';
 
 /** Why a Stripe call did not give what was asked. `detail` is for logs only. */
 export type GatewayFailureKind =
@@ -88,6 +90,8 @@ export type Outcome<T> = ({ ok: true } & T) | GatewayFailure;
 
 /** What the engine, the webhook and reconcile need from Stripe. */
 export interface StripeGateway {
+  /** The public deployment id this gateway writes into every PaymentIntent it creates (LEDG-9); recovery credits only PaymentIntents that carry it. */
+  readonly deploymentId?: string;
   paymentMethod(paymentMethodId: string): Promise<Outcome<{ paymentMethod: PaymentMethodView }>>;
   /** The Customer of a client id, created once even under concurrency. */
   findOrCreateCustomer(clientId: string): Promise<Outcome<{ customerId: string }>>;
@@ -134,7 +138,15 @@ export function createStripeClient(secretKey: string, options: StripeClientOptio
 
 /** The gateway over the official SDK. */
 export class StripeSdkGateway implements StripeGateway {
-  constructor(readonly stripe: Stripe) {}
+  readonly deploymentId?: string;
+
+  /** `deploymentId`: see `deploymentIdOf` (recovery.ts); without it, PaymentIntents name no deployment and no webhook can credit them. */
+  constructor(
+    readonly stripe: Stripe,
+    options: { deploymentId?: string } = {},
+  ) {
+    if (options.deploymentId !== undefined) this.deploymentId = options.deploymentId;
+  }
 
   async paymentMethod(paymentMethodId: string): Promise<Outcome<{ paymentMethod: PaymentMethodView }>> {
     try {
@@ -191,6 +203,7 @@ export class StripeSdkGateway implements StripeGateway {
     if (request.description) params.description = request.description;
     if (request.savePaymentMethod) params.setup_future_usage = 'on_session';
     if (request.clientIdempotencyKey) params.metadata![METADATA_IDEMPOTENCY_KEY] = request.clientIdempotencyKey;
+    if (this.deploymentId) params.metadata![METADATA_DEPLOYMENT] = this.deploymentId;
     if (request.returnUrl) params.return_url = request.returnUrl;
     try {
       const pi = await this.stripe.paymentIntents.create(params, { idempotencyKey: request.idempotencyKey });

@@ -11,11 +11,12 @@ export { PaymentEngine, stripeIdempotencyKey, EXPOSED_HEADERS } from './engine.t
 export type { EngineOptions, Decision, DecisionContext, Grant, Settlement, InternalErrorEvent } from './engine.ts';
 export { compileRoutes, canonicalSegments, pathnameOf, chargeStep, RouteTable, RouteConfigError, STRIPE_MINIMUM_CHARGE, STRIPE_MAXIMUM_CHARGE } from './routes.ts';
 export type { PaidRouteConfig, PaidRoute, Price, RouteMatch } from './routes.ts';
-export { createStripeClient, StripeSdkGateway, METADATA_CLIENT_ID, METADATA_UNITS, METADATA_CURRENCY, METADATA_IDEMPOTENCY_KEY } from './gateway.ts';
+export { createStripeClient, StripeSdkGateway, METADATA_CLIENT_ID, METADATA_UNITS, METADATA_CURRENCY, METADATA_IDEMPOTENCY_KEY, METADATA_DEPLOYMENT } from './gateway.ts';
 export type { StripeGateway, ChargeRequest, PaymentIntentView, PaymentMethodView, GatewayFailure, GatewayFailureKind, Outcome, StripeClientOptions } from './gateway.ts';
-export { createPaywall, PaywallConfigError, DEFAULT_WEBHOOK_PATH } from './adapter.ts';
+export { createPaywall, readBounded, PaywallConfigError, DEFAULT_WEBHOOK_PATH, DEFAULT_WEBHOOK_MAX_BYTES } from './adapter.ts';
 export type { Stripe402Options, Paywall, PaywallRoute } from './adapter.ts';
 export { stripe402Fetch, type FetchHandler } from './fetch.ts';
-export { creditPaymentIntent, handleWebhook, reconcile, parseSince } from './recovery.ts';
-export type { ReconcileReport, WebhookResult, RecoveryOutcome } from './recovery.ts';
+export { creditPaymentIntent, deploymentIdOf, handleWebhook, reconcile, parseSince } from './recovery.ts';
+export type { CreditScope, ReconcileReport, WebhookResult, RecoveryOutcome } from './recovery.ts';
+export { requireHttpsForPayments, proxyList } from './transport.ts';
 export { jsonLogger, redact, scrub, silentLogger, type LogSink, type LogEntry } from './log.ts';

@@ -387,7 +387,7 @@ describe.each(LEDGER_KINDS)('the reference server on the %s ledger', (kind) => {
     });
 
     it('by reconcile', async () => {
-      const { url, gateway, engine } = await start();
+      const { url, gateway, engine, deploymentId } = await start();
       const clientId = await engine.clientIdFor(visaFingerprint);
       const since = new Date(Date.now() - 60_000);
       ledger.failCreditTopUps = 1;
@@ -396,10 +396,10 @@ describe.each(LEDGER_KINDS)('the reference server on the %s ledger', (kind) => {
       const [pi] = paymentIntentsOf(emulator, clientId);
       expect(await ledger.isCredited(pi!.id)).toBe(false);
 
-      const report = await reconcile({ gateway, ledger }, { since });
+      const report = await reconcile({ gateway, ledger }, { since, deploymentId });
       expect(report.credited).toContain(pi!.id);
       expect(await ledger.balance({ clientId, currency: 'usd' })).toBe(50_000);
-      const second = await reconcile({ gateway, ledger }, { since });
+      const second = await reconcile({ gateway, ledger }, { since, deploymentId });
       expect(second.credited).toEqual([]);
       expect(await ledger.balance({ clientId, currency: 'usd' })).toBe(50_000);
       expect((await ledger.journal({ clientId, currency: 'usd' })).filter((e) => e.kind === 'topup')).toHaveLength(1);

@@ -4,7 +4,8 @@
  * PAY-2); every invalid `payment` header from the shared vectors gets a 402
  * with the right code and changes neither the ledger nor Stripe (PROC-2,
  * ERR-6); a deployed stripe402 v1 client still works (COMPAT-1); webhooks
- * with a bad signature change nothing; discovery matches the challenges
+ * with a bad signature, or naming a PaymentIntent Stripe does not hold,
+ * change nothing (LEDG-8); discovery matches the challenges
  * (DISC-1, DISC-2); an unreachable ledger answers 503 and never charges
  * (ERR-5).
  */
@@ -233,7 +234,8 @@ describe.each(LEDGER_KINDS)('the paywall on the %s ledger', (kind) => {
   });
 
   describe('the webhook', () => {
-    function succeededEvent(paymentIntentId: string, clientId: string): string {
+    /** A payment_intent.succeeded event as its sender writes it; `lie` overrides what the event claims about the PaymentIntent. */
+    function succeededEvent(paymentIntentId: string, clientId: string, lie: { units?: string; amount?: number } = {}): string {
       return JSON.stringify({
         id: `evt_${paymentIntentId}`,
         object: 'event',
@@ -245,11 +247,11 @@ describe.each(LEDGER_KINDS)('the paywall on the %s ledger', (kind) => {
             id: paymentIntentId,
             object: 'payment_intent',
             status: 'succeeded',
-            amount: 500,
-            amount_received: 500,
+            amount: lie.amount ?? 500,
+            amount_received: lie.amount ?? 500,
             currency: 'usd',
             created: Math.floor(Date.now() / 1000),
-            metadata: { stripe402_client_id: clientId, stripe402_units: '50000', stripe402_currency: 'usd' },
+            metadata: { stripe402_client_id: clientId, stripe402_units: lie.units ?? '50000', stripe402_currency: 'usd', stripe402_deployment: server.deploymentId },
           },
         },
       });
@@ -268,15 +270,52 @@ describe.each(LEDGER_KINDS)('the paywall on the %s ledger', (kind) => {
       expect(await ledger.isCredited('pi_webhookforged0001')).toBe(false);
     });
 
-    it('credits a correctly signed payment_intent.succeeded once, however often it is delivered', async () => {
+    it('credits a real top-up of this deployment once, however often it is delivered', async () => {
       const clientId = 'c'.repeat(64);
-      const body = succeededEvent('pi_webhooksigned0001', clientId);
+      const pi = await emulator.stripe().paymentIntents.create({
+        amount: 500,
+        currency: 'usd',
+        payment_method: 'pm_card_visa',
+        confirm: true,
+        automatic_payment_methods: { enabled: true, allow_redirects: 'never' },
+        metadata: { stripe402_client_id: clientId, stripe402_units: '50000', stripe402_currency: 'usd', stripe402_deployment: server.deploymentId },
+      });
+      const body = succeededEvent(pi.id, clientId);
       const signature = Stripe.webhooks.generateTestHeaderString({ payload: body, secret: webhookSecret });
       const first = await post(body, signature);
       expect(first.status).toBe(200);
       expect(await first.json()).toMatchObject({ outcome: 'credited' });
       const again = await post(body, signature);
       expect(await again.json()).toMatchObject({ outcome: 'already_credited' });
+      expect(await ledger.balance({ clientId, currency: 'usd' })).toBe(50_000);
+    });
+
+    it('credits nothing for a correctly signed event naming a PaymentIntent Stripe does not hold (a leaked signing secret mints no credit)', async () => {
+      const clientId = 'd'.repeat(64);
+      const stripeCalls = countStripeRequests(emulator);
+      const body = succeededEvent('pi_webhookminted0001', clientId);
+      const response = await post(body, Stripe.webhooks.generateTestHeaderString({ payload: body, secret: webhookSecret }));
+      expect(response.status).toBe(200);
+      expect(await response.json()).toMatchObject({ outcome: 'ignored' });
+      // It was looked up, and Stripe does not hold it.
+      expect(stripeCalls()).toBe(1);
+      expect(await ledger.balance({ clientId, currency: 'usd' })).toBe(0);
+      expect(await ledger.isCredited('pi_webhookminted0001')).toBe(false);
+    });
+
+    it('credits what Stripe holds, not what a correctly signed event claims', async () => {
+      const clientId = 'f'.repeat(64);
+      const pi = await emulator.stripe().paymentIntents.create({
+        amount: 500,
+        currency: 'usd',
+        payment_method: 'pm_card_visa',
+        confirm: true,
+        automatic_payment_methods: { enabled: true, allow_redirects: 'never' },
+        metadata: { stripe402_client_id: clientId, stripe402_units: '50000', stripe402_currency: 'usd', stripe402_deployment: server.deploymentId },
+      });
+      const body = succeededEvent(pi.id, clientId, { units: '5000000', amount: 50_000 });
+      const response = await post(body, Stripe.webhooks.generateTestHeaderString({ payload: body, secret: webhookSecret }));
+      expect(await response.json()).toMatchObject({ outcome: 'credited' });
       expect(await ledger.balance({ clientId, currency: 'usd' })).toBe(50_000);
     });
   });

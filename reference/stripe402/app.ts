@@ -5,6 +5,7 @@
  * paywall, with CORS for browser clients and one JSON log line per request.
  */
 import { Hono, type Context, type MiddlewareHandler } from 'hono';
+import { bodyLimit } from 'hono/body-limit';
 import { HEADER_PAYMENT } from '@stripe402/core';
 import { EXPOSED_HEADERS, type PaymentEngine } from '@stripe402/server';
 import { redact, scrub, type LogSink } from '@stripe402/server';
@@ -40,29 +41,50 @@ const FORTUNES = ['A small payment brings great rewards.', 'Your balance will ne
 export interface DemoAppOptions {
   engine: PaymentEngine;
   webhookSecret?: string;
+  webhookMaxBytes?: number;
+  /** Runs before the paywall, for example `requireHttpsForPayments` behind a TLS proxy (SEC-1). */
+  transport?: MiddlewareHandler;
   log?: LogSink;
 }
 
-/** The demo app. Paid routes are plain handlers: the paywall in front of them owns the price list. */
+/**
+ * The demo app. Paid routes are plain handlers: the paywall in front of them
+ * owns the price list. A demo handler is mounted only when the engine's
+ * route table prices its method and path, so a custom table (`--routes`)
+ * that leaves a demo route out leaves it unanswered (404), never free.
+ */
 export function createDemoApp(options: DemoAppOptions): Hono<{ Variables: Stripe402Variables }> {
   const app = new Hono<{ Variables: Stripe402Variables }>();
   const log = options.log;
   if (log) app.use(requestLogger(log));
+  if (options.transport) app.use(options.transport);
   app.use(openCors());
-  app.use(stripe402({ engine: options.engine, ...(options.webhookSecret ? { webhookSecret: options.webhookSecret } : {}) }));
+  app.use(
+    stripe402({
+      engine: options.engine,
+      ...(options.webhookSecret ? { webhookSecret: options.webhookSecret } : {}),
+      ...(options.webhookMaxBytes === undefined ? {} : { webhookMaxBytes: options.webhookMaxBytes }),
+    }),
+  );
+  const priced = (method: string, path: string) => options.engine.match(method, path) !== null;
 
   app.get('/health', (c) => c.json({ status: 'ok' }));
-  app.get('/api/joke', (c) => c.json({ joke: JOKES[Math.floor(Math.random() * JOKES.length)] }));
-  app.get('/api/weather', (c) => {
-    const city = (c.req.query('city') ?? 'Paris').slice(0, 64);
-    return c.json({ city, temperatureC: 12 + (hash(city) % 15), conditions: ['sunny', 'cloudy', 'rain', 'windy'][hash(city) % 4] });
-  });
-  app.post('/api/echo', async (c) => {
-    const type = c.req.header('content-type') ?? 'application/octet-stream';
-    return c.body(await c.req.arrayBuffer(), 200, { 'content-type': type });
-  });
-  app.get('/api/fortune', (c) => c.json({ fortune: FORTUNES[Math.floor(Math.random() * FORTUNES.length)] }));
-  app.get('/api/fail', (c) => c.json({ error: 'this resource always fails' }, 500));
+  if (priced('GET', '/api/joke')) app.get('/api/joke', (c) => c.json({ joke: JOKES[Math.floor(Math.random() * JOKES.length)] }));
+  if (priced('GET', '/api/weather')) {
+    app.get('/api/weather', (c) => {
+      const city = (c.req.query('city') ?? 'Paris').slice(0, 64);
+      return c.json({ city, temperatureC: 12 + (hash(city) % 15), conditions: ['sunny', 'cloudy', 'rain', 'windy'][hash(city) % 4] });
+    });
+  }
+  if (priced('POST', '/api/echo')) {
+    // The body is read whole to echo it: cap it while it streams (413 beyond 1 MiB).
+    app.post('/api/echo', bodyLimit({ maxSize: 1024 * 1024, onError: (c) => c.json({ error: 'body_too_large' }, 413) }), async (c) => {
+      const type = c.req.header('content-type') ?? 'application/octet-stream';
+      return c.body(await c.req.arrayBuffer(), 200, { 'content-type': type });
+    });
+  }
+  if (priced('GET', '/api/fortune')) app.get('/api/fortune', (c) => c.json({ fortune: FORTUNES[Math.floor(Math.random() * FORTUNES.length)] }));
+  if (priced('GET', '/api/fail')) app.get('/api/fail', (c) => c.json({ error: 'this resource always fails' }, 500));
 
   app.notFound((c) => c.json({ error: 'not_found' }, 404));
   // Never a stack trace to a client (ERR-4); the log keeps the detail.

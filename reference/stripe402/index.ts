@@ -6,7 +6,7 @@
  *
  * @module stripe402
  */
-export { startServer, resolveServerSecret, DEFAULT_PORT, DEFAULT_HOST, DEFAULT_DATA_DIR } from './standalone.ts';
+export { startServer, resolveServerSecret, secretWeakness, DEFAULT_PORT, DEFAULT_HOST, DEFAULT_DATA_DIR } from './standalone.ts';
 export type { ServerOptions, RunningServer } from './standalone.ts';
 export { createDemoApp, openCors, requestLogger, DEMO_ROUTES } from './app.ts';
 export type { DemoAppOptions } from './app.ts';

@@ -1,15 +1,15 @@
 /**
  * `stripe402 serve` (the reference server and demo API) and `stripe402
  * reconcile` (credit succeeded top-ups the ledger missed, LEDG-6). Options
- * come from flags, secrets from the environment, never from flags that
- * would land in shell history.
+ * come from flags; secrets come from the environment or from files, never
+ * from flags, which land in shell history and in every user's `ps`.
  */
 import { readFileSync } from 'node:fs';
-import { Command, InvalidArgumentError } from 'commander';
+import { Command, InvalidArgumentError, Option } from 'commander';
 import { createStripeClient, StripeSdkGateway } from '@stripe402/server';
 import { openLedger } from '@stripe402/server/ledger';
 import { jsonLogger } from '@stripe402/server';
-import { parseSince, reconcile } from '@stripe402/server';
+import { deploymentIdOf, parseSince, reconcile } from '@stripe402/server';
 import type { PaidRouteConfig } from '@stripe402/server';
 import { DEFAULT_DATA_DIR, DEFAULT_HOST, DEFAULT_PORT, startServer } from './standalone.ts';
 
@@ -30,24 +30,50 @@ function readRoutes(file: string): PaidRouteConfig[] {
   return json as PaidRouteConfig[];
 }
 
+/** A secret kept in a file (one line; surrounding whitespace ignored). */
+function readSecretFile(flag: string, file: string): string {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (error) {
+    throw new Error(`${flag} ${file}: ${(error as NodeJS.ErrnoException).code ?? 'cannot read the file'}`);
+  }
+  const secret = text.trim();
+  if (secret === '') throw new Error(`${flag} ${file}: the file is empty`);
+  return secret;
+}
+
+/**
+ * A flag that once carried a secret: still recognized, so that its use gets
+ * a clear refusal rather than "unknown option", and its value (which
+ * commander would quote back) is never printed.
+ */
+function retiredSecretFlag(flag: string): Option {
+  return new Option(`${flag} <secret>`).hideHelp().argParser(() => true);
+}
+
 /** `stripe402 serve [options]`: runs until SIGINT or SIGTERM, then finishes in-flight requests and closes. */
 export async function runServeCli(argv: string[]): Promise<void> {
   const program = new Command('stripe402 serve')
     .description('Run the stripe402 reference server with the demo paid API.')
     .option('--port <port>', 'port to listen on (0: any free port)', port, Number(process.env.PORT) || DEFAULT_PORT)
-    .option('--host <host>', 'address to bind', DEFAULT_HOST)
+    .option('--host <host>', 'address to bind (test mode: loopback only, unless --public-test-mode)', DEFAULT_HOST)
+    .option('--public-test-mode', 'let test mode (no live key) listen on a non-loopback address: a shared demo that handles no real money')
+    .option('--trusted-proxy <address>', 'a reverse proxy in front of this server that terminates TLS (repeatable); required for live keys on a non-loopback address', (value: string, list: string[]) => [...list, value], [] as string[])
     .option('--ledger <url>', 'ledger: pglite:DIR, pglite:memory, postgres://..., redis://... (default pglite:<data-dir>/ledger)')
     .option('--ledger-schema <name>', 'PostgreSQL/PGlite schema of the ledger')
     .option('--ledger-prefix <prefix>', 'Redis key prefix of the ledger')
     .option('--data-dir <dir>', 'where the embedded ledger and the test-mode server secret live', DEFAULT_DATA_DIR)
     .option('--stripe-url <url>', 'a Stripe-compatible API (emulator, stripe-mock); default api.stripe.com, or an in-process emulator without STRIPE_SECRET_KEY')
     .option('--routes <file>', 'JSON list of paid routes ({method, path, amount, currency, minTopUp, maxTopUp?, description?} or {method, path, accepts: [...]})')
-    .option('--webhook-secret <secret>', 'Stripe webhook signing secret (or STRIPE_WEBHOOK_SECRET)')
+    .option('--webhook-secret-file <file>', 'file holding the Stripe webhook signing secret (or STRIPE_WEBHOOK_SECRET)')
+    .option('--server-secret-file <file>', 'file holding the server secret (or STRIPE402_SERVER_SECRET)')
+    .addOption(retiredSecretFlag('--webhook-secret'))
     .option('--return-url <url>', 'return_url of PaymentIntents, so Stripe offers a card-authentication URL')
     .option('--quiet', 'no request logs')
     .addHelpText(
       'after',
-      '\nEnvironment: STRIPE_SECRET_KEY, STRIPE_PUBLISHABLE_KEY, STRIPE402_SERVER_SECRET (32+ bytes; required with live keys), STRIPE_WEBHOOK_SECRET.\nWithout STRIPE_SECRET_KEY and --stripe-url, the Stripe emulator runs in-process (test mode).',
+      '\nEnvironment: STRIPE_SECRET_KEY, STRIPE_PUBLISHABLE_KEY, STRIPE402_SERVER_SECRET (32+ random bytes; required with live keys), STRIPE_WEBHOOK_SECRET.\nWithout STRIPE_SECRET_KEY and --stripe-url, the Stripe emulator runs in-process (test mode: loopback only, never with NODE_ENV=production).\nDeployment checklist: docs/operations.md.',
     )
     .exitOverride()
     .configureOutput({ writeErr: (text) => process.stderr.write(text) });
@@ -66,15 +92,27 @@ export async function runServeCli(argv: string[]): Promise<void> {
     dataDir: string;
     stripeUrl?: string;
     routes?: string;
-    webhookSecret?: string;
+    webhookSecret?: true;
+    webhookSecretFile?: string;
+    serverSecretFile?: string;
+    publicTestMode?: boolean;
+    trustedProxy: string[];
     returnUrl?: string;
     quiet?: boolean;
   }>();
+  if (opts.webhookSecret) {
+    process.stderr.write('stripe402 serve: --webhook-secret: secrets are not taken from flags (shell history, ps); use STRIPE_WEBHOOK_SECRET or --webhook-secret-file\n');
+    process.exit(2);
+  }
   const env = process.env;
   const log = jsonLogger();
+  const webhookSecret = opts.webhookSecretFile ? readSecretFile('--webhook-secret-file', opts.webhookSecretFile) : env.STRIPE_WEBHOOK_SECRET;
+  const serverSecret = opts.serverSecretFile ? readSecretFile('--server-secret-file', opts.serverSecretFile) : env.STRIPE402_SERVER_SECRET;
   const server = await startServer({
     port: opts.port,
     host: opts.host,
+    ...(opts.publicTestMode ? { publicTestMode: true } : {}),
+    ...(opts.trustedProxy.length > 0 ? { trustedProxies: opts.trustedProxy } : {}),
     dataDir: opts.dataDir,
     ...(opts.ledger ? { ledger: opts.ledger } : {}),
     ...(opts.ledgerSchema ? { ledgerSchema: opts.ledgerSchema } : {}),
@@ -82,8 +120,8 @@ export async function runServeCli(argv: string[]): Promise<void> {
     ...(opts.stripeUrl ? { stripeUrl: opts.stripeUrl } : {}),
     ...(env.STRIPE_SECRET_KEY ? { stripeSecretKey: env.STRIPE_SECRET_KEY } : {}),
     ...(env.STRIPE_PUBLISHABLE_KEY ? { stripePublishableKey: env.STRIPE_PUBLISHABLE_KEY } : {}),
-    ...(env.STRIPE402_SERVER_SECRET ? { serverSecret: env.STRIPE402_SERVER_SECRET } : {}),
-    ...((opts.webhookSecret ?? env.STRIPE_WEBHOOK_SECRET) ? { webhookSecret: opts.webhookSecret ?? env.STRIPE_WEBHOOK_SECRET } : {}),
+    ...(serverSecret ? { serverSecret } : {}),
+    ...(webhookSecret ? { webhookSecret } : {}),
     ...(opts.routes ? { routes: readRoutes(opts.routes) } : {}),
     ...(opts.returnUrl ? { returnUrl: opts.returnUrl } : {}),
     log: opts.quiet ? false : log,
@@ -106,6 +144,7 @@ export async function runServeCli(argv: string[]): Promise<void> {
     msg: 'listening',
     url: server.url,
     testMode: server.testMode,
+    deploymentId: server.deploymentId,
     routes: server.engine.routes.routes.map((r) => r.key),
     discovery: `${server.url}/.well-known/stripe402`,
   });
@@ -129,7 +168,12 @@ export async function runServeCli(argv: string[]): Promise<void> {
   log({ msg: 'stopped' });
 }
 
-/** `stripe402 reconcile --ledger URL [--stripe-url URL] [--since 24h]`: prints what it credited; exit 0 on success. */
+/**
+ * `stripe402 reconcile --ledger URL [--stripe-url URL] [--since 24h]`:
+ * prints what it credited; exit 0 on success. It credits only this
+ * deployment's PaymentIntents (LEDG-9), named by `--deployment` (the public
+ * id `serve` logs at start-up) or derived from the server secret.
+ */
 export async function runReconcileCli(argv: string[]): Promise<void> {
   const program = new Command('stripe402 reconcile')
     .description('Credit succeeded stripe402 top-ups (PaymentIntents with stripe402 metadata) that the ledger missed.')
@@ -138,8 +182,14 @@ export async function runReconcileCli(argv: string[]): Promise<void> {
     .option('--ledger-prefix <prefix>', 'Redis key prefix of the ledger')
     .option('--stripe-url <url>', 'a Stripe-compatible API (the emulator); default api.stripe.com')
     .option('--since <window>', 'how far back to scan: 30m, 24h, 7d or an ISO date', '24h')
+    .option('--deployment <id>', "this deployment's public id (the deploymentId `stripe402 serve` logs); default: derived from the server secret")
+    .option('--server-secret-file <file>', 'file holding the server secret (or STRIPE402_SERVER_SECRET), to derive the deployment id')
+    .option('--include-unlabelled', 'also credit PaymentIntents that name no deployment (made before deployment ids): only if this was the only stripe402 deployment on the Stripe account then')
     .option('--json', 'print the report as JSON')
-    .addHelpText('after', '\nEnvironment: STRIPE_SECRET_KEY (defaults to sk_test_emulator with --stripe-url).')
+    .addHelpText(
+      'after',
+      '\nEnvironment: STRIPE_SECRET_KEY (defaults to sk_test_emulator with --stripe-url), STRIPE402_SERVER_SECRET.\nOnly PaymentIntents whose stripe402_deployment metadata names this deployment are credited.',
+    )
     .exitOverride()
     .configureOutput({ writeErr: (text) => process.stderr.write(text) });
   try {
@@ -148,8 +198,24 @@ export async function runReconcileCli(argv: string[]): Promise<void> {
     const code = (error as { exitCode?: number }).exitCode ?? 2;
     process.exit(code === 0 ? 0 : 2);
   }
-  const opts = program.opts<{ ledger: string; ledgerSchema?: string; ledgerPrefix?: string; stripeUrl?: string; since: string; json?: boolean }>();
+  const opts = program.opts<{
+    ledger: string;
+    ledgerSchema?: string;
+    ledgerPrefix?: string;
+    stripeUrl?: string;
+    since: string;
+    deployment?: string;
+    serverSecretFile?: string;
+    includeUnlabelled?: boolean;
+    json?: boolean;
+  }>();
   const since = parseSince(opts.since);
+  const serverSecret = opts.serverSecretFile ? readSecretFile('--server-secret-file', opts.serverSecretFile) : process.env.STRIPE402_SERVER_SECRET;
+  const deploymentId = opts.deployment ?? (serverSecret ? deploymentIdOf(serverSecret) : undefined);
+  if (!deploymentId) {
+    throw new Error('reconcile credits only this deployment\'s top-ups: give --deployment ID (logged by `stripe402 serve` at start-up), STRIPE402_SERVER_SECRET or --server-secret-file');
+  }
+  if (!/^[0-9a-f]{24}$/.test(deploymentId)) throw new Error(`--deployment: expected the 24 hex digits that \`stripe402 serve\` logs, got '${deploymentId}'`);
   const secretKey = process.env.STRIPE_SECRET_KEY ?? (opts.stripeUrl ? 'sk_test_emulator' : undefined);
   if (!secretKey) throw new Error('STRIPE_SECRET_KEY is required (or --stripe-url for an emulator)');
   const gateway = new StripeSdkGateway(createStripeClient(secretKey, opts.stripeUrl ? { apiUrl: opts.stripeUrl } : {}));
@@ -158,13 +224,13 @@ export async function runReconcileCli(argv: string[]): Promise<void> {
     ...(opts.ledgerPrefix ? { keyPrefix: opts.ledgerPrefix } : {}),
   });
   try {
-    const report = await reconcile({ gateway, ledger }, { since });
+    const report = await reconcile({ gateway, ledger }, { since, deploymentId, ...(opts.includeUnlabelled ? { includeUnlabelled: true } : {}) });
     if (opts.json) {
       process.stdout.write(JSON.stringify(report, null, 2) + '\n');
     } else {
       process.stdout.write(
-        `scanned ${report.scanned} succeeded stripe402 PaymentIntents since ${report.since}: ` +
-          `${report.credited.length} credited now, ${report.alreadyCredited} already credited, ${report.ignored.length} ignored\n`,
+        `scanned ${report.scanned} succeeded stripe402 PaymentIntents since ${report.since} for deployment ${report.deploymentId}: ` +
+          `${report.credited.length} credited now, ${report.alreadyCredited} already credited, ${report.otherDeployments} of other deployments, ${report.ignored.length} ignored\n`,
       );
       for (const id of report.credited) process.stdout.write(`  credited ${id}\n`);
       for (const { paymentIntentId, reason } of report.ignored) process.stdout.write(`  ignored ${paymentIntentId}: ${reason}\n`);

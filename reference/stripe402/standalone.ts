@@ -4,7 +4,10 @@
  * the official SDK. Without a Stripe secret key it starts the project's
  * emulator in-process and says loudly that this is test mode. `startServer`
  * is what `stripe402 serve`, the tests, the conformance suite's tests and
- * the benchmarks call.
+ * the benchmarks call. It refuses the configurations that would expose
+ * money or free content by accident: test mode on a public interface or
+ * under NODE_ENV=production, a live key on plain HTTP without a TLS proxy
+ * (SEC-1), a live key with a short or patterned server secret (CID-2).
  */
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, readFileSync, writeFileSync, existsSync } from 'node:fs';
@@ -15,6 +18,8 @@ import { isStrongServerSecret, SERVER_SECRET_MIN_BYTES } from '@stripe402/core';
 import { createDemoApp, DEMO_ROUTES } from './app.ts';
 import { PaymentEngine } from '@stripe402/server';
 import { createStripeClient, StripeSdkGateway, type StripeGateway } from '@stripe402/server';
+import { deploymentIdOf } from '@stripe402/server';
+import { proxyList, requireHttpsForPayments } from '@stripe402/server';
 import { openLedger } from '@stripe402/server/ledger';
 import type { Ledger } from '@stripe402/server/ledger';
 import { jsonLogger, redact, scrub, type LogSink } from '@stripe402/server';
@@ -27,8 +32,20 @@ export const DEFAULT_DATA_DIR = './data';
 export interface ServerOptions {
   /** Default 4021; 0 picks a free port. */
   port?: number;
-  /** Default 127.0.0.1 (loopback only). */
+  /** Default 127.0.0.1 (loopback only). Test mode binds loopback only, unless `publicTestMode`. */
   host?: string;
+  /** Let test mode (no live key) listen on a non-loopback address: a shared demo or staging server that handles no real money. Never with the in-process emulator under NODE_ENV=production. */
+  publicTestMode?: boolean;
+  /**
+   * Addresses (or CIDR blocks) of the reverse proxies in front of this
+   * server that terminate TLS. With a live key on a non-loopback address the
+   * server refuses to start without one, since it speaks plain HTTP itself;
+   * with a live key and proxies, a `payment` header is taken only from a
+   * proxy that sends `X-Forwarded-Proto: https`, or from loopback (SEC-1).
+   */
+  trustedProxies?: readonly string[];
+  /** The process environment consulted for NODE_ENV (default process.env). */
+  env?: Readonly<Record<string, string | undefined>>;
   /** A ledger URL (`pglite:DIR`, `pglite:memory`, `postgres://...`, `redis://...`) or an open Ledger (then the caller closes it). Default `pglite:<dataDir>/ledger`. */
   ledger?: string | Ledger;
   /** Schema (SQL) or key prefix (Redis) of a ledger opened from a URL. */
@@ -49,6 +66,8 @@ export interface ServerOptions {
   routes?: readonly PaidRouteConfig[];
   /** Stripe webhook signing secret; enables POST /stripe402/webhook. */
   webhookSecret?: string;
+  /** The largest webhook body read (default 256 KiB); larger ones get 413 before they are buffered. */
+  webhookMaxBytes?: number;
   /** JSON log lines; default stdout, false for none. */
   log?: LogSink | false;
   /** `return_url` of every PaymentIntent, so Stripe offers a next-action URL for card authentication (AUTH-1). */
@@ -67,6 +86,8 @@ export interface RunningServer {
   engine: PaymentEngine;
   ledger: Ledger;
   gateway: StripeGateway;
+  /** This deployment's public id, written into every PaymentIntent's metadata (LEDG-9). */
+  deploymentId: string;
   /** Set when the emulator was started in-process (test mode). */
   emulator?: { url: string };
   testMode: boolean;
@@ -85,6 +106,10 @@ export async function startServer(options: ServerOptions = {}): Promise<RunningS
 
   // Refuse a bad route table before starting anything (MSG-7, UNIT-6); the engine checks it again.
   compileRoutes(options.routes ?? DEMO_ROUTES, { enforceStripeMinimums: options.enforceStripeMinimums ?? true });
+  const host = options.host ?? DEFAULT_HOST;
+  checkExposure(options, host);
+  // A typo in a proxy address would otherwise surface as every payment refused.
+  proxyList(options.trustedProxies ?? []);
 
   try {
     // Stripe: a key and maybe a URL, or the emulator in-process.
@@ -109,8 +134,16 @@ export async function startServer(options: ServerOptions = {}): Promise<RunningS
     const live = /^(sk|rk)_live_/.test(secretKey);
     if (live !== publishableKey.startsWith('pk_live_')) throw new Error('the Stripe secret and publishable keys must both be live or both be test keys');
 
+    if (live && !isLoopback(host) && (options.trustedProxies ?? []).length === 0) {
+      throw new Error(
+        `refusing to serve a live Stripe key over plain HTTP on ${host} (SEC-1): put a reverse proxy that terminates TLS in front of this server and name it with --trusted-proxy, or listen on loopback`,
+      );
+    }
     const serverSecret = resolveServerSecret(options.serverSecret, live, dataDir, log);
-    const gateway = new StripeSdkGateway(createStripeClient(secretKey, { ...(stripeUrl ? { apiUrl: stripeUrl } : {}), timeoutMs: options.stripeTimeoutMs ?? 30_000 }));
+    const deploymentId = deploymentIdOf(serverSecret);
+    const gateway = new StripeSdkGateway(createStripeClient(secretKey, { ...(stripeUrl ? { apiUrl: stripeUrl } : {}), timeoutMs: options.stripeTimeoutMs ?? 30_000 }), {
+      deploymentId,
+    });
 
     let ledger: Ledger;
     if (typeof options.ledger === 'object' && options.ledger !== null) {
@@ -139,18 +172,19 @@ export async function startServer(options: ServerOptions = {}): Promise<RunningS
         log({ msg: 'internal error', level: 'error', stage: event.stage, route: event.route, clientId: redact(event.clientId), detail: scrub(event.detail) }),
     });
     // Without a log sink, no request logger at all: it would only cost time per request.
-    const app = createDemoApp({ engine, ...(options.log === false ? {} : { log }), ...(webhookSecret ? { webhookSecret } : {}) });
-
-    const host = options.host ?? DEFAULT_HOST;
+    const app = createDemoApp({
+      engine,
+      ...(options.log === false ? {} : { log }),
+      ...(webhookSecret ? { webhookSecret } : {}),
+      ...(options.webhookMaxBytes === undefined ? {} : { webhookMaxBytes: options.webhookMaxBytes }),
+      ...(live && (options.trustedProxies ?? []).length > 0 ? { transport: requireHttpsForPayments(options.trustedProxies!) } : {}),
+    });
     const server = await new Promise<ReturnType<typeof serve>>((resolve, reject) => {
       const s = serve({ fetch: app.fetch, port: options.port ?? DEFAULT_PORT, hostname: host }, () => resolve(s));
       s.once('error', reject);
     });
     const port = (server.address() as AddressInfo).port;
-    if (live && !isLoopback(host)) {
-      // SEC-1: client ids are bearer credentials; plain HTTP is for loopback only.
-      log({ msg: `listening on ${host} with a live key: put this server behind HTTPS (TLS termination) before clients send payment headers`, level: 'warn' });
-    }
+    if (!live && !isLoopback(host)) log({ msg: `test mode on ${host}, a non-loopback address (--public-test-mode): anyone who reaches it gets paid content with test cards`, level: 'warn' });
     const url = `http://${host.includes(':') ? `[${host}]` : host}:${port}`;
     toClose.push(
       () =>
@@ -170,6 +204,7 @@ export async function startServer(options: ServerOptions = {}): Promise<RunningS
       engine,
       ledger,
       gateway,
+      deploymentId,
       ...(emulator ? { emulator: { url: emulator.url } } : {}),
       testMode: !live,
       close: () => (closing ??= closeAll()),
@@ -188,6 +223,8 @@ export async function startServer(options: ServerOptions = {}): Promise<RunningS
 export function resolveServerSecret(given: string | undefined, live: boolean, dataDir: string, log: LogSink): string {
   if (given !== undefined && given !== '') {
     if (!isStrongServerSecret(given)) throw new Error(`STRIPE402_SERVER_SECRET must be at least ${SERVER_SECRET_MIN_BYTES} bytes`);
+    const weakness = live ? secretWeakness(given) : undefined;
+    if (weakness) throw new Error(`STRIPE402_SERVER_SECRET ${weakness}: with a live key use ${SERVER_SECRET_MIN_BYTES} random bytes (for example \`openssl rand -hex 32\`)`);
     return given;
   }
   if (live) throw new Error(`a live Stripe key needs STRIPE402_SERVER_SECRET (at least ${SERVER_SECRET_MIN_BYTES} bytes); it derives every client id`);
@@ -203,6 +240,51 @@ export function resolveServerSecret(given: string | undefined, live: boolean, da
   writeFileSync(file, secret + '\n', { mode: 0o600 });
   log({ msg: 'test mode: generated a server secret and kept it in ' + file + ' (set STRIPE402_SERVER_SECRET to choose one)' });
   return secret;
+}
+
+/**
+ * Why a server secret looks chosen rather than random, or undefined. Only
+ * the obvious is caught (a repeated pattern, few distinct characters, little
+ * entropy by character frequency); a secret that passes is not thereby
+ * strong, but one that fails is certainly weak.
+ */
+export function secretWeakness(secret: string): string | undefined {
+  const chars = [...secret];
+  for (let period = 1; period <= chars.length / 2; period++) {
+    if (chars.every((ch, i) => ch === chars[i % period])) return `repeats a pattern of ${period} character${period === 1 ? '' : 's'}`;
+  }
+  const counts = new Map<string, number>();
+  for (const ch of chars) counts.set(ch, (counts.get(ch) ?? 0) + 1);
+  if (counts.size < 8) return `has only ${counts.size} distinct characters`;
+  let bits = 0;
+  for (const n of counts.values()) bits -= n * Math.log2(n / chars.length);
+  // 32 random hex digits estimate at about 110 bits; a word or a keyboard walk far below.
+  if (bits < 80) return `looks far from random (about ${Math.round(bits)} bits by character frequency)`;
+  return undefined;
+}
+
+/**
+ * Test mode (no live key) is for loopback and for deployments that say
+ * they are public on purpose; the in-process emulator, whose "payments"
+ * anyone can make with a test card, never runs under NODE_ENV=production.
+ */
+function checkExposure(options: ServerOptions, host: string): void {
+  const env = options.env ?? process.env;
+  const live = /^(sk|rk)_live_/.test(options.stripeSecretKey ?? '');
+  if (live) return;
+  const inProcessEmulator = !options.stripeSecretKey && !options.stripeUrl;
+  if (env.NODE_ENV === 'production' && (inProcessEmulator || !options.publicTestMode)) {
+    throw new Error(
+      inProcessEmulator
+        ? 'NODE_ENV is production but no STRIPE_SECRET_KEY is set: refusing to start the test-mode Stripe emulator in production (set STRIPE_SECRET_KEY and STRIPE_PUBLISHABLE_KEY)'
+        : 'NODE_ENV is production but the Stripe key is a test key: refusing to start (use live keys, or --public-test-mode for a staging server that handles no real money)',
+    );
+  }
+  if (!isLoopback(host) && !options.publicTestMode) {
+    throw new Error(
+      `refusing to listen on ${host} in test mode: anyone who reaches it gets paid content with test cards. Listen on 127.0.0.1, set live Stripe keys, or pass --public-test-mode for a shared demo that handles no real money`,
+    );
+  }
 }
 
 function isLoopback(host: string): boolean {

@@ -8,7 +8,7 @@
 import { DEMO_ROUTES } from 'stripe402';
 import { runConformance } from '@stripe402/conformance';
 import type { ConformanceReport } from '@stripe402/core';
-import { createStripeClient, EXPOSED_HEADERS, PaymentEngine, StripeSdkGateway } from '@stripe402/server';
+import { createStripeClient, deploymentIdOf, EXPOSED_HEADERS, PaymentEngine, StripeSdkGateway } from '@stripe402/server';
 import { openLedger, type Ledger } from '@stripe402/server/ledger';
 import { startEmulator, type Emulator } from '@stripe402/stripe-emulator';
 
@@ -30,7 +30,8 @@ export async function startStack(): Promise<Stack> {
   const webhookSecret = 'whsec_adapter_test_secret';
   const engine = new PaymentEngine({
     ledger,
-    gateway: new StripeSdkGateway(createStripeClient(emulator.secretKey, { apiUrl: emulator.url })),
+    // The deployment id lets the webhook tell this deployment's PaymentIntents from another's (LEDG-9).
+    gateway: new StripeSdkGateway(createStripeClient(emulator.secretKey, { apiUrl: emulator.url }), { deploymentId: deploymentIdOf(serverSecret) }),
     serverSecret,
     publishableKey: emulator.publishableKey,
     routes: DEMO_ROUTES,

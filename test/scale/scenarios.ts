@@ -22,7 +22,7 @@ import { randomBytes } from 'node:crypto';
 import { startEmulator, type Emulator } from '@stripe402/stripe-emulator';
 import { createStripeClient, StripeSdkGateway } from '@stripe402/server';
 import type { Ledger } from '@stripe402/server/ledger';
-import { reconcile } from '@stripe402/server';
+import { deploymentIdOf, reconcile } from '@stripe402/server';
 import type { PaidRouteConfig } from '@stripe402/server';
 import { startFleet, killIfOurs, type Fleet } from './fleet.ts';
 import { checkInvariants, summarizeInvariants, type InvariantReport } from './invariants.ts';
@@ -214,7 +214,7 @@ function planFault(
         const succeeded = emulator.state.events().filter((e) => e.event.type === 'payment_intent.succeeded');
         // Newest first: out of order, and every one of them a second (or third) time.
         for (const { event } of [...succeeded].reverse()) {
-          await fetch(`${emulator.url}/_emulator/events/${event.id}/resend`, { method: 'POST' }).then((r) => r.arrayBuffer());
+          await fetch(`${emulator.url}/_emulator/events/${event.id}/resend`, { method: 'POST', headers: { 'content-type': 'application/json' } }).then((r) => r.arrayBuffer());
         }
         detail.push(`${succeeded.length} payment_intent.succeeded events delivered again, newest first (${label})`);
       };
@@ -292,7 +292,7 @@ export async function runScenario(options: ScenarioOptions): Promise<ScenarioRes
     const ledger = await target.openLedger();
     try {
       const gateway = new StripeSdkGateway(createStripeClient('sk_test_emulator', { apiUrl: emulator.url }));
-      const report = await reconcile({ gateway, ledger }, { since: new Date(loadStarted - 60_000) });
+      const report = await reconcile({ gateway, ledger }, { since: new Date(loadStarted - 60_000), deploymentId: deploymentIdOf(serverSecret) });
       const webhookDeliveries = emulator.state.events().reduce((sum, e) => sum + e.deliveries.length, 0);
       await fleet.stop();
 

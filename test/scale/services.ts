@@ -229,7 +229,7 @@ export async function startEmulatorProcess(): Promise<EmulatorProcess> {
     await new Promise((resolve) => setTimeout(resolve, 100));
   }
   const admin = (method: string, path: string, body?: unknown) =>
-    fetch(`${url}/_emulator/${path}`, { method, ...(body === undefined ? {} : { body: JSON.stringify(body), headers: { 'content-type': 'application/json' } }) }).then(
+    fetch(`${url}/_emulator/${path}`, { method, headers: { 'content-type': 'application/json' }, ...(body === undefined ? {} : { body: JSON.stringify(body) }) }).then(
       (r) => r.json() as Promise<unknown>,
     );
   return {

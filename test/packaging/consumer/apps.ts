@@ -13,7 +13,7 @@ import { withStripe402 } from '@stripe402/client';
 import { stripe402 as expressPaywall } from '@stripe402/express';
 import { stripe402 as fastifyPaywall } from '@stripe402/fastify';
 import { stripe402 as honoPaywall } from '@stripe402/hono';
-import { createStripeClient, PaymentEngine, StripeSdkGateway, stripe402Fetch, type PaidRouteConfig } from '@stripe402/server';
+import { createStripeClient, deploymentIdOf, PaymentEngine, StripeSdkGateway, stripe402Fetch, type PaidRouteConfig } from '@stripe402/server';
 import { openLedger } from '@stripe402/server/ledger';
 import { startEmulator } from '@stripe402/stripe-emulator';
 import express from 'express';
@@ -29,10 +29,11 @@ const joke = { joke: 'HTTP 402 waited 27 years for this joke.' };
 
 const emulator = await startEmulator({ port: 0 });
 const ledger = await openLedger('pglite:memory');
+const serverSecret = 'packaging test server secret, 32 bytes or more';
 const engine = new PaymentEngine({
   ledger,
-  gateway: new StripeSdkGateway(createStripeClient(emulator.secretKey, { apiUrl: emulator.url })),
-  serverSecret: 'packaging test server secret, 32 bytes or more',
+  gateway: new StripeSdkGateway(createStripeClient(emulator.secretKey, { apiUrl: emulator.url }), { deploymentId: deploymentIdOf(serverSecret) }),
+  serverSecret,
   publishableKey: emulator.publishableKey,
   routes,
 });
