@@ -7,11 +7,12 @@
  *
  *   npm run bench                          # everything: about 12 minutes, and 30 more for prices
  *   npm run bench -- paid scale-out        # some sections: paid, scale-out,
- *                                          # topup, scaling, conformance, prices, ledger, emulator, mcp
+ *                                          # topup, scaling, conformance, prices, ledger, emulator, mcp, attack
  *   BENCH_DURATION=8 BENCH_ROUNDS=3 BENCH_LOAD=autocannon npm run bench -- paid
  *
  * Figures, commands and what they showed: docs/performance.md.
  */
+import { main as attackBench } from './attack.bench.ts';
 import { main as conformanceBench, type ConformanceRow } from './conformance.bench.ts';
 import { main as pricesBench, type PriceRow } from './conformance-prices.bench.ts';
 import { main as emulatorBench, type BenchRow } from './emulator.bench.ts';
@@ -22,7 +23,7 @@ import { main as scalingBench, type ScalingRow } from './spend-scaling.bench.ts'
 import { main as topUpBench, type TopUpRow } from './topup.bench.ts';
 import { loadGenerator, machineLine, rate, table } from './harness.ts';
 
-const SECTIONS = ['paid', 'scale-out', 'topup', 'scaling', 'conformance', 'prices', 'ledger', 'emulator', 'mcp'] as const;
+const SECTIONS = ['paid', 'scale-out', 'topup', 'scaling', 'conformance', 'prices', 'ledger', 'emulator', 'mcp', 'attack'] as const;
 type Section = (typeof SECTIONS)[number];
 
 /** The paid/free ratios the issue asks for, per ledger, on one process. */
@@ -63,7 +64,7 @@ async function main(argv: string[]): Promise<void> {
   }
   if (run('scale-out')) {
     heading('paid route against free route, two server processes sharing the ledger');
-    scaledOut = await paidRouteBench({ workers: 2, ledgers: ['redis', 'postgres'] });
+    scaledOut = await paidRouteBench({ workers: 2, ledgers: ['redis', 'redis-cluster', 'postgres'] });
   }
   if (run('topup')) {
     heading('the cost of a top-up');
@@ -95,6 +96,11 @@ async function main(argv: string[]): Promise<void> {
     printMcpRow(mcp);
   }
 
+  if (run('attack')) {
+    heading('attacks against the default rate limits (spec 13.5, 13.7)');
+    await attackBench();
+  }
+
   heading('summary (every ratio from figures of this run)');
   console.log(machineLine());
   const rows: string[][] = [['measure', 'figures', 'ratio', 'target']];
@@ -103,6 +109,7 @@ async function main(argv: string[]): Promise<void> {
     const target = TARGETS[row.ledger];
     rows.push(paidRow(`paid/free, ${row.ledger}, 1 process, 32 connections`, row, target === undefined ? '' : `>= ${target} ${row.ratio >= target ? 'met' : 'NOT met'}`));
   }
+  for (const row of paid) rows.push([`resident memory, ${row.ledger}: idle / peak`, `${Math.round(row.rssIdleMb)} / ${Math.round(row.rssPeakMb)} MB`, '', '']);
   for (const row of paidWide) rows.push(paidRow(`paid/free, ${row.ledger}, 1 process, 128 connections`, row));
   for (const row of paidUnbatched) rows.push(paidRow(`paid/free, ${row.ledger}, 1 process, 32 connections, no group commit`, row));
   for (const row of scaledOut) rows.push(paidRow(`paid/free, ${row.ledger}, ${row.workers} processes`, row));
@@ -111,6 +118,7 @@ async function main(argv: string[]): Promise<void> {
     const mine = scaling.filter((row) => row.ledger === kind);
     const last = mine[mine.length - 1]!;
     rows.push([`spends/s at ${last.accounts.toLocaleString('en-US')} / 1,000 accounts, ${kind}`, `${rate(last.spendsPerSecond)} / ${rate(mine[0]!.spendsPerSecond)}`, last.ratio.toFixed(2), '']);
+    rows.push([`client CPU per spend at ${last.accounts.toLocaleString('en-US')} / 1,000 accounts, ${kind}`, `${last.clientCpuUs.toFixed(1)} / ${mine[0]!.clientCpuUs.toFixed(1)} µs`, (last.clientCpuUs / mine[0]!.clientCpuUs).toFixed(2), '']);
   }
   for (const row of conformance) rows.push([`conformance --level all, ${row.ledger}`, `${row.seconds.toFixed(1)} s, ${row.passed}/${row.checks} passed`, '', '']);
   for (const row of prices) rows.push([`price property, ${row.server} server`, `${row.configs} configurations in ${row.seconds.toFixed(1)} s`, '', `${row.counterexamples} counterexamples`]);

@@ -57,7 +57,7 @@ export function stripe402(options: Stripe402Options): Stripe402Middleware {
       return;
     }
     engine
-      .handle(route.match, headerOf(req, HEADER_PAYMENT))
+      .handle(route.match, headerOf(req, HEADER_PAYMENT), paywall.sourceOf(req.socket?.remoteAddress, headerOf(req, 'x-forwarded-for')))
       .then((decision) => {
         const record = decision.context as Stripe402Record;
         if (decision.kind === 'respond') {

@@ -70,7 +70,7 @@ export async function stripe402(fastify: Instance, options: Stripe402Options): P
       const result = await paywall.webhook(body, headerOf(request.raw, 'stripe-signature'));
       return send(reply, method, result.status, { 'content-type': 'application/json' }, JSON.stringify(result.body));
     }
-    const decision = await paywall.engine.handle(route.match, headerOf(request.raw, HEADER_PAYMENT));
+    const decision = await paywall.engine.handle(route.match, headerOf(request.raw, HEADER_PAYMENT), paywall.sourceOf(request.raw.socket?.remoteAddress, headerOf(request.raw, 'x-forwarded-for')));
     const record = decision.context as Stripe402Record;
     request.stripe402 = record;
     if (decision.kind === 'respond') {

@@ -20,11 +20,11 @@
  */
 import type { Context, MiddlewareHandler } from 'hono';
 import { HEADER_PAYMENT } from '@stripe402/core';
-import { createPaywall, EXPOSED_HEADERS, pathnameOf, readBounded, type DecisionContext, type Stripe402Options } from '@stripe402/server';
+import { createPaywall, EXPOSED_HEADERS, pathnameOf, readBounded, type DecisionContext, type Paywall, type Stripe402Options } from '@stripe402/server';
 
 export { DEFAULT_WEBHOOK_PATH, DEFAULT_WEBHOOK_MAX_BYTES } from '@stripe402/server';
 
-/** The options of every stripe402 adapter (engine, discovery, webhookSecret, webhookPath, webhookMaxBytes). */
+/** The options of every stripe402 adapter (engine, discovery, webhookSecret, webhookPath, webhookMaxBytes, trustedProxies). */
 export type Stripe402MiddlewareOptions = Stripe402Options;
 
 /** What the middleware leaves in the context for loggers (`c.get('stripe402')`); ids unredacted, redact before logging. */
@@ -57,9 +57,8 @@ export function stripe402(options: Stripe402MiddlewareOptions): MiddlewareHandle
       return c.json(result.body, result.status);
     }
     if (route.kind === 'free') return next();
-    const match = route.match;
 
-    const decision = await engine.handle(match, paymentHeaderOf(c));
+    const decision = await engine.handle(route.match, paymentHeaderOf(c), sourceOfRequest(c, paywall));
     // The decision's context is this request's own object: it becomes the log record as it is.
     const record = decision.context as NonNullable<Stripe402Variables['stripe402']>;
     if (decision.kind === 'respond') {
@@ -92,6 +91,12 @@ function paymentHeaderOf(c: Context): string | null {
     return typeof value === 'string' ? value : value.join(', ');
   }
   return c.req.raw.headers.get(HEADER_PAYMENT);
+}
+
+/** The network a request came from, for the engine's rate limits: the peer on @hono/node-server, behind a trusted proxy the client it names. */
+function sourceOfRequest(c: Context, paywall: Paywall): string {
+  const incoming = (c.env as { incoming?: { socket?: { remoteAddress?: string } } } | undefined)?.incoming;
+  return paywall.sourceOf(incoming?.socket?.remoteAddress, c.req.header('x-forwarded-for'));
 }
 
 /**

@@ -9,6 +9,7 @@
  */
 import { DISCOVERY_PATH } from '@stripe402/core';
 import type { PaymentEngine } from './engine.ts';
+import { sourceOf, TrustedProxies } from './limits.ts';
 import { handleWebhook, type WebhookResult } from './recovery.ts';
 import type { RouteMatch } from './routes.ts';
 
@@ -29,6 +30,8 @@ export interface Stripe402Options {
   webhookPath?: string;
   /** The largest webhook body read, in bytes (default 256 KiB); larger ones get 413 unread. */
   webhookMaxBytes?: number;
+  /** Proxies (addresses or CIDR blocks) whose X-Forwarded-For names the client for the rate limits; default none (the peer address counts). */
+  trustedProxies?: readonly string[];
 }
 
 /** A paywall option that cannot work, reported when the paywall is built. */
@@ -53,11 +56,13 @@ export interface Paywall {
   /** The discovery response: fixed with the route table, which is fixed at construction. */
   readonly discovery: { status: 200; headers: Record<string, string>; body: string };
   route(method: string, path: string): PaywallRoute;
+  /** The network a request came from, for the engine's rate limits: the peer, or behind a trusted proxy the client it names. */
+  sourceOf(peer: string | undefined, forwardedFor: string | null | undefined): string;
   /** Verifies and applies a webhook delivery; `rawBody` is the exact bytes Stripe signed. */
   webhook(rawBody: string, signature: string | null | undefined): Promise<WebhookResult>;
 }
 
-const OPTION_NAMES = ['engine', 'discovery', 'webhookSecret', 'webhookPath', 'webhookMaxBytes'];
+const OPTION_NAMES = ['engine', 'discovery', 'webhookSecret', 'webhookPath', 'webhookMaxBytes', 'trustedProxies'];
 
 /**
  * Checks the options and prepares the paywall. `adapter` names the caller
@@ -85,6 +90,15 @@ export function createPaywall(options: Stripe402Options, adapter: string): Paywa
   if (webhookPath === DISCOVERY_PATH) fail(`options.webhookPath cannot be ${DISCOVERY_PATH}`);
   const webhookMaxBytes = options.webhookMaxBytes ?? DEFAULT_WEBHOOK_MAX_BYTES;
   if (!Number.isSafeInteger(webhookMaxBytes) || webhookMaxBytes < 1) fail('options.webhookMaxBytes must be a positive integer');
+  let trusted: TrustedProxies | undefined;
+  if (options.trustedProxies !== undefined) {
+    if (!Array.isArray(options.trustedProxies)) fail('options.trustedProxies must be a list of addresses or CIDR blocks');
+    try {
+      trusted = options.trustedProxies.length ? new TrustedProxies(options.trustedProxies) : undefined;
+    } catch (error) {
+      fail(`options.trustedProxies: ${(error as Error).message}`);
+    }
+  }
   const deploymentId = options.engine.gateway?.deploymentId;
   if (webhookSecret !== undefined && !deploymentId) {
     // Without it every PaymentIntent would be someone else's, or (worse) every one would be ours (LEDG-9).
@@ -109,6 +123,9 @@ export function createPaywall(options: Stripe402Options, adapter: string): Paywa
       if (webhookSecret !== undefined && method === 'POST' && path === webhookPath) return { kind: 'webhook' };
       const match = paymentEngine.match(method, path);
       return match ? { kind: 'paid', match } : { kind: 'free' };
+    },
+    sourceOf(peer, forwardedFor) {
+      return sourceOf(peer, trusted && peer !== undefined && trusted.has(peer) ? forwardedFor : undefined, trusted);
     },
     webhook(rawBody, signature) {
       return handleWebhook({ gateway: paymentEngine.gateway, ledger: paymentEngine.ledger, deploymentId: deploymentId! }, rawBody, signature, webhookSecret!);

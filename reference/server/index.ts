@@ -1,6 +1,6 @@
 /**
  * @stripe402/server: the framework-free stripe402 payment engine, the
- * Stripe gateway, webhook and reconcile recovery, what every HTTP adapter
+ * Stripe gateway, rate limits, webhook and reconcile recovery, what every HTTP adapter
  * shares, and the Fetch-API handler. The ledgers live in
  * `@stripe402/server/ledger`; the framework adapters in @stripe402/hono,
  * @stripe402/express and @stripe402/fastify.
@@ -16,6 +16,8 @@ export type { StripeGateway, ChargeRequest, PaymentIntentView, PaymentMethodView
 export { createPaywall, readBounded, PaywallConfigError, DEFAULT_WEBHOOK_PATH, DEFAULT_WEBHOOK_MAX_BYTES } from './adapter.ts';
 export type { Stripe402Options, Paywall, PaywallRoute } from './adapter.ts';
 export { stripe402Fetch, type FetchHandler } from './fetch.ts';
+export { RateLimiter, BucketMap, TrustedProxies, DEFAULT_RATE_LIMITS, UNKNOWN_SOURCE, sourceOf, networkOf, parseRateLimitSetting } from './limits.ts';
+export type { RateLimitOptions, BucketOptions, Limited, LimitKind } from './limits.ts';
 export { creditPaymentIntent, deploymentIdOf, handleWebhook, reconcile, parseSince } from './recovery.ts';
 export type { CreditScope, ReconcileReport, WebhookResult, RecoveryOutcome } from './recovery.ts';
 export { requireHttpsForPayments, proxyList } from './transport.ts';

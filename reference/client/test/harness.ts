@@ -14,13 +14,13 @@ import { startEmulator, type Emulator } from '@stripe402/stripe-emulator';
 import { decodeHeaderObject } from '@stripe402/core';
 import { openLedger, type Ledger } from '@stripe402/server/ledger';
 import type { PaidRouteConfig } from '@stripe402/server';
-import { startServer, type RunningServer } from 'stripe402';
+import { startServer, type RunningServer, type ServerOptions } from 'stripe402';
 import type { ProxiedRequest } from './proxy.ts';
 
 export interface Stack {
   emulator: Emulator;
   /** Starts a reference server with a new server secret (so new client ids), closed with the stack. */
-  freshServer(routes?: readonly PaidRouteConfig[]): Promise<RunningServer>;
+  freshServer(routes?: readonly PaidRouteConfig[], options?: Partial<ServerOptions>): Promise<RunningServer>;
   close(): Promise<void>;
 }
 
@@ -32,7 +32,7 @@ export async function startStack(): Promise<Stack> {
   const servers: RunningServer[] = [];
   return {
     emulator,
-    async freshServer(routes) {
+    async freshServer(routes, options = {}) {
       const server = await startServer({
         port: 0,
         ledger,
@@ -43,6 +43,7 @@ export async function startStack(): Promise<Stack> {
         serverSecret: randomBytes(32).toString('hex'),
         log: false,
         ...(routes ? { routes } : {}),
+        ...options,
       });
       servers.push(server);
       return server;
