@@ -85,11 +85,21 @@ describe('the packed packages', () => {
   it('declare no type from an optional peer dependency, so a Redis user needs neither pg nor PGlite, even to typecheck', () => {
     for (const t of tarballs) {
       const dir = path.join(consumer, 'node_modules', t.name);
-      const manifest = JSON.parse(readFileSync(path.join(dir, 'package.json'), 'utf8')) as { peerDependenciesMeta?: Record<string, { optional?: boolean }> };
+      const manifest = JSON.parse(readFileSync(path.join(dir, 'package.json'), 'utf8')) as {
+        exports: Record<string, string | { types?: string }>;
+        peerDependenciesMeta?: Record<string, { optional?: boolean }>;
+      };
       const optional = Object.entries(manifest.peerDependenciesMeta ?? {}).filter(([, meta]) => meta.optional).map(([name]) => name);
-      for (const file of t.files.map((f) => f.path).filter((f) => f.endsWith('.d.ts'))) {
-        const text = readFileSync(path.join(dir, file), 'utf8');
-        for (const name of optional) expect(text.includes(`'${name}'`) || text.includes(`"${name}"`), `${t.name}/${file} names ${name}`).toBe(false);
+      // Every declaration file a consumer's TypeScript reads: the entries' and what they import, relatively.
+      const queue = Object.values(manifest.exports).flatMap((target) => (typeof target === 'object' && target.types ? [path.join(dir, target.types)] : []));
+      const seen = new Set<string>();
+      while (queue.length > 0) {
+        const file = queue.pop()!;
+        if (seen.has(file)) continue;
+        seen.add(file);
+        const text = readFileSync(file, 'utf8');
+        for (const name of optional) expect(text.includes(`'${name}'`) || text.includes(`"${name}"`), `${t.name}: ${path.relative(dir, file)} names ${name}`).toBe(false);
+        for (const m of text.matchAll(/from\s+['"](\.{1,2}\/[^'"]+)['"]/g)) queue.push(path.resolve(path.dirname(file), m[1]!.replace(/\.(ts|js)$/, '.d.ts')));
       }
     }
   });

@@ -47,7 +47,14 @@
 // ioredis (and its cluster-key-slot) is an optional peer dependency, loaded
 // when a Redis ledger opens: a PGlite or PostgreSQL user has none installed.
 import type calculateSlotFunction from 'cluster-key-slot';
-import type { Cluster as ClusterClass, ClusterNode, Redis as RedisClass } from 'ioredis';
+import type { Cluster as ClusterClass, Redis as RedisClass } from 'ioredis';
+
+/** A Redis Cluster node's address (what ioredis takes as a ClusterNode), typed here so the declarations need no ioredis. */
+export interface ClusterNodeAddress {
+  host: string;
+  port: number;
+}
+type ClusterNode = ClusterNodeAddress;
 
 type Cluster = ClusterClass;
 type Redis = RedisClass;
