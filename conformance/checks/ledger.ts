@@ -3,7 +3,7 @@
  * spends never overdraws a balance, and at the end of the run the money the
  * backend collected for each client equals the credit the target granted.
  */
-import { deriveClientId, unitsToMinor } from '../../reference/core/index.ts';
+import { deriveClientId, unitsToMinor } from '@stripe402/core';
 import { METADATA_CLIENT_ID } from '../backend.ts';
 import { describeWithRequest, isSuccess, type Exchange } from '../exchange.ts';
 import { expectBalance, expectError, goodCard } from './helpers.ts';

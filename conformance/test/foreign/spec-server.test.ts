@@ -9,7 +9,7 @@
  * failure of the suite is named by this test.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startEmulator, type Emulator } from '../../stripe-emulator/index.ts';
+import { startEmulator, type Emulator } from '@stripe402/stripe-emulator';
 import { explain, judge, mustFailures, skippedUnderClaim, startSpecTarget, type SpecConfig } from './targets.ts';
 
 const ALL_ON = { cardAuthentication: true, idempotencyKey: true, discovery: true, multiCurrency: true };
