@@ -10,7 +10,7 @@
 import { describe, describeWithRequest, headerValue, type Exchange } from '../exchange.ts';
 import type { RunContext } from '../context.ts';
 import { expectServed, probeCard, show } from './helpers.ts';
-import { SkipCheck, expect, type CheckDefinition } from './types.ts';
+import { NotApplicable, SkipCheck, expect, type CheckDefinition } from './types.ts';
 
 /** How many unknown client ids the probe presents at most before concluding the target does not limit them. */
 export const PROBE_REQUESTS = 3_000;
@@ -109,7 +109,8 @@ export const limitChecks: CheckDefinition[] = [
       // Funding waits out a limit an earlier check provoked; from here on the limited answers are what is judged.
       ctx.retryRateLimited = false;
       const { limited: probed, sent } = await probe(ctx);
-      if (!probed) throw new SkipCheck(`the target limited none of ${sent} requests with unknown client ids`);
+      // A target that limits nothing never answers rate_limited: ERR-11 has no answer to bind (SEC-3, a SHOULD, is 13/unknown-client-ids-limited's).
+      if (!probed) throw new NotApplicable(`the target limited none of ${sent} requests with unknown client ids`);
       // The funded spend goes out amid more unknown ids, so that a budget refilled since the probe is used up again.
       let expected = balance;
       let limited: Exchange | undefined;
