@@ -7,11 +7,12 @@
  *
  *   npm run bench                          # everything: about 12 minutes, and 30 more for prices
  *   npm run bench -- paid scale-out        # some sections: paid, scale-out,
- *                                          # topup, scaling, conformance, prices, ledger, emulator, mcp
+ *                                          # topup, scaling, conformance, prices, ledger, emulator, mcp, attack
  *   BENCH_DURATION=8 BENCH_ROUNDS=3 BENCH_LOAD=autocannon npm run bench -- paid
  *
  * Figures, commands and what they showed: docs/performance.md.
  */
+import { main as attackBench } from './attack.bench.ts';
 import { main as conformanceBench, type ConformanceRow } from './conformance.bench.ts';
 import { main as pricesBench, type PriceRow } from './conformance-prices.bench.ts';
 import { main as emulatorBench, type BenchRow } from './emulator.bench.ts';
@@ -22,7 +23,7 @@ import { main as scalingBench, type ScalingRow } from './spend-scaling.bench.ts'
 import { main as topUpBench, type TopUpRow } from './topup.bench.ts';
 import { loadGenerator, machineLine, rate, table } from './harness.ts';
 
-const SECTIONS = ['paid', 'scale-out', 'topup', 'scaling', 'conformance', 'prices', 'ledger', 'emulator', 'mcp'] as const;
+const SECTIONS = ['paid', 'scale-out', 'topup', 'scaling', 'conformance', 'prices', 'ledger', 'emulator', 'mcp', 'attack'] as const;
 type Section = (typeof SECTIONS)[number];
 
 /** The paid/free ratios the issue asks for, per ledger, on one process. */
@@ -93,6 +94,11 @@ async function main(argv: string[]): Promise<void> {
     heading('MCP tool call against a plain paid fetch, spending a funded client id');
     mcp = await mcpBench();
     printMcpRow(mcp);
+  }
+
+  if (run('attack')) {
+    heading('attacks against the default rate limits (spec 13.5, 13.7)');
+    await attackBench();
   }
 
   heading('summary (every ratio from figures of this run)');

@@ -518,6 +518,18 @@ export const BREAKS = {
     checks: ['10/declined-card-credits-nothing'],
   },
 
+  // ---- rate limits (section 10.7)
+  'rate-limited-as-429': {
+    description: 'refuses a source presenting too many unknown client ids with a bare 429 and Retry-After',
+    requirements: ['ERR-10'],
+    checks: ['13/limited-answer-well-formed'],
+  },
+  'rate-limited-after-spend': {
+    description: 'checks the rate limit after the spend: a limited spend of a funded client id loses its credits',
+    requirements: ['ERR-11'],
+    checks: ['13/limited-request-changes-nothing'],
+  },
+
   // ---- section 11: the ledger
   'overdraft-under-concurrency': {
     description: 'reads the balance, awaits, then writes: concurrent spends overdraw',
@@ -596,4 +608,5 @@ export const NOT_FOR_THE_CORRECT_SERVER: Readonly<Record<string, string>> = {
 export const UNBREAKABLE: Readonly<Record<string, string>> = {
   '3/base64url-handling': 'an info check: ENC-4 lets a server accept or reject base64url, so both answers pass and it reports what it saw',
   '13/https-outside-loopback': 'an info check: it reports whether the target uses HTTPS; on loopback plain HTTP is allowed',
+  '13/unknown-client-ids-limited': 'an info check: SEC-3 sets no threshold, so it reports whether the target limited a source presenting unknown client ids, and how it answered',
 };

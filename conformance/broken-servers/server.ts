@@ -198,6 +198,13 @@ function buildApp(options: BrokenServerOptions): Hono<{ Bindings: HttpBindings }
   const lastChargeOf = new Map<string, string>();
   const seenSpendHeaders = new Set<string>();
   const topUpLock = new KeyedMutex();
+  // ---- rate limits (ERR-10, ERR-11): client ids that do not pay, one budget for the whole fixture (one source)
+  const unpaid = { tokens: 600, at: Date.now() };
+  const unpaidLimited = () => {
+    unpaid.tokens = Math.min(600, unpaid.tokens + ((Date.now() - unpaid.at) / 1000) * 20);
+    unpaid.at = Date.now();
+    return unpaid.tokens < 1;
+  };
   const keyOf = (clientId: string, currency: string) => (is('balance-shared-across-currencies') ? clientId : `${clientId}|${currency}`);
   const balanceOf = (clientId: string, currency: string) => balances.get(keyOf(clientId, currency)) ?? 0;
   const credit = (clientId: string, currency: string, units: number) => {
@@ -265,6 +272,7 @@ function buildApp(options: BrokenServerOptions): Hono<{ Bindings: HttpBindings }
 
   /** A 402: the challenge as header and body, plus on a payment error the payment-response (ENC-10, ERR-2). */
   function answer402(route: PaidRoute, refusal?: Refusal): Response {
+    if (refusal?.code === 'rate_limited' && is('rate-limited-as-429')) return new Response('Too Many Requests', { status: 429, headers: { 'retry-after': '1' } });
     if (refusal && v1Errors && refusal.code !== 'insufficient_credits') {
       // v1: neither payment header; the body is a PaymentResponse with no client id and a placeholder balance.
       const body = { success: false, creditsRemaining: 0, clientId: '', error: humanMessage(refusal.message), errorCode: refusal.code, ...refusal.extra };
@@ -274,6 +282,7 @@ function buildApp(options: BrokenServerOptions): Hono<{ Bindings: HttpBindings }
     if (code === 'insufficient_credits' && is('legacy-error-code')) code = 'payment_required';
     const challenge = challengeOf(route, is('challenge-carries-error') && !refusal ? 'insufficient_credits' : code);
     const headers = paidResponseHeaders();
+    if (code === 'rate_limited') headers.set('retry-after', '1');
     if (!(refusal && is('error-402-without-payment-required'))) headers.set(HEADER_PAYMENT_REQUIRED, encodeChallenge(challenge));
     let body = challenge;
     if (is('challenge-body-differs-from-header')) {
@@ -465,8 +474,12 @@ function buildApp(options: BrokenServerOptions): Hono<{ Bindings: HttpBindings }
         return { paid: { clientId, currency, deducted: 0, balance: balanceOf(clientId, currency) } };
       }
       if (is('replay-served-free')) seenSpendHeaders.add(raw);
+      const limitable = payload.paymentMethodId === undefined;
+      if (limitable && !is('rate-limited-after-spend') && unpaidLimited()) return refuse('rate_limited', 'too many client ids that do not pay; retry after Retry-After');
       const balance = await trySpend(clientId, currency, amount);
+      if (limitable && is('rate-limited-after-spend') && unpaidLimited()) return refuse('rate_limited', 'too many client ids that do not pay; retry after Retry-After');
       if (balance !== undefined) return served(clientId, balance);
+      if (limitable) unpaid.tokens -= 1;
       if (payload.paymentMethodId === undefined) {
         if (is('unknown-client-distinguishable') && !balances.has(keyOf(clientId, currency))) {
           return refuse('insufficient_credits', 'unknown client', '', 0);

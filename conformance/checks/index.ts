@@ -10,6 +10,7 @@ import { encodingChecks } from './encoding.ts';
 import { errorChecks } from './errors.ts';
 import { identityChecks } from './identity.ts';
 import { ledgerChecks } from './ledger.ts';
+import { limitChecks } from './limits.ts';
 import { messageChecks } from './messages.ts';
 import { paywallChecks } from './paywall.ts';
 import { processingChecks } from './processing.ts';
@@ -31,6 +32,7 @@ export const CHECKS: readonly CheckDefinition[] = Object.freeze([
   ...ledgerChecks,
   ...discoveryChecks,
   ...securityChecks,
+  ...limitChecks,
   ...compatibilityChecks,
 ]);
 

@@ -77,6 +77,12 @@ export interface Stripe402FetchOptions {
   retryDelayMs?: number;
   /** Most requests one call sends (redirect hops aside). Default 6. */
   maxAttempts?: number;
+  /**
+   * The longest Retry-After of a `rate_limited` answer to a spend that the
+   * client waits for before repeating it (ERR-12), in milliseconds; a longer
+   * one throws PaymentRefusedError at once. Default 10,000; 0 never waits.
+   */
+  maxRateLimitWaitMs?: number;
   /** Largest request body buffered for the paid retry, in bytes. Default 32 MiB. */
   maxBodyBytes?: number;
 }
@@ -157,6 +163,8 @@ interface KnownRoute {
 const REDIRECT_STATUSES = new Set([301, 302, 303, 307, 308]);
 const MAX_REDIRECTS = 20;
 const MAX_AUTHENTICATION_ROUNDS = 3;
+/** How many rate_limited answers one call waits out before giving up. */
+const MAX_RATE_LIMIT_WAITS = 2;
 
 /**
  * A stripe402 client: its `fetch` pays within the budget and remembers
@@ -220,6 +228,7 @@ export class Stripe402Client {
     let toppedUp = attempt?.kind === 'topup';
     let triedSpend = attempt?.kind === 'spend';
     let authenticationRounds = 0;
+    let rateLimitWaits = 0;
     let reChose = false;
 
     for (;;) {
@@ -286,6 +295,18 @@ export class Stripe402Client {
         attempt = await this.payFor(request, said.challenge, { allowSpend: true, sentAtGeneration });
         if (attempt.kind === 'topup') toppedUp = true;
         continue;
+      }
+
+      if (code === 'rate_limited' && attempt.kind === 'spend' && rateLimitWaits < MAX_RATE_LIMIT_WAITS) {
+        // ERR-12: nothing was spent; the same spend may be repeated once Retry-After has passed. A top-up is not
+        // repeated here: its budget reservation is settled, and the caller decides whether to pay again.
+        const seconds = retryAfterSeconds(response);
+        if (seconds !== undefined && seconds * 1000 <= (this.options.maxRateLimitWaitMs ?? 10_000)) {
+          rateLimitWaits++;
+          await discard(response);
+          await sleep(seconds * 1000);
+          continue;
+        }
       }
 
       if (code === 'authentication_required' && attempt.kind === 'topup' && attempt.topUp) {
@@ -731,6 +752,12 @@ async function discard(response: Response): Promise<void> {
   }
 }
 
+/** A Retry-After in delta-seconds (RFC 9110, 10.2.3); an HTTP date or junk is undefined. */
+function retryAfterSeconds(response: Response): number | undefined {
+  const value = response.headers.get('retry-after')?.trim();
+  return value !== undefined && /^\d{1,6}$/.test(value) ? Number(value) : undefined;
+}
+
 function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
 }
@@ -745,6 +772,7 @@ const CODE_TEXT: Record<ErrorCode, string> = {
   card_declined: 'the card was declined',
   authentication_required: 'the card needs authentication',
   payment_failed: 'the payment did not succeed',
+  rate_limited: 'the server limits requests like this one for now; try again after its Retry-After delay',
   payment_required: 'the server asks for payment',
 };
 

@@ -145,6 +145,7 @@ export type ErrorCode =
   | "card_declined"
   | "authentication_required"
   | "payment_failed"
+  | "rate_limited"
   | "payment_required";
 
 export interface PaymentPayload {

@@ -45,6 +45,8 @@ export interface DemoAppOptions {
   /** Runs before the paywall, for example `requireHttpsForPayments` behind a TLS proxy (SEC-1). */
   transport?: MiddlewareHandler;
   log?: LogSink;
+  /** Proxies whose X-Forwarded-For names the client (rate limits, docs/rate-limits.md). */
+  trustedProxies?: readonly string[];
 }
 
 /**
@@ -64,6 +66,7 @@ export function createDemoApp(options: DemoAppOptions): Hono<{ Variables: Stripe
       engine: options.engine,
       ...(options.webhookSecret ? { webhookSecret: options.webhookSecret } : {}),
       ...(options.webhookMaxBytes === undefined ? {} : { webhookMaxBytes: options.webhookMaxBytes }),
+      ...(options.trustedProxies ? { trustedProxies: options.trustedProxies } : {}),
     }),
   );
   const priced = (method: string, path: string) => options.engine.match(method, path) !== null;
@@ -139,6 +142,7 @@ export function requestLogger(log: LogSink) {
       if (payment.errorCode) entry.errorCode = payment.errorCode;
       if (payment.chargeId) entry.chargeId = payment.chargeId;
       if (payment.restored) entry.restored = true;
+      if (payment.limited) entry.limited = payment.limited;
     }
     log(entry);
   };

@@ -8,6 +8,7 @@ import { readFileSync } from 'node:fs';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { createStripeClient, StripeSdkGateway } from './gateway.ts';
 import { openLedger } from './ledger/index.ts';
+import { parseRateLimitSetting, type RateLimitOptions } from './limits.ts';
 import { jsonLogger } from './log.ts';
 import { deploymentIdOf, parseSince, reconcile } from './recovery.ts';
 import type { PaidRouteConfig } from './routes.ts';
@@ -17,6 +18,14 @@ function port(value: string): number {
   const n = Number(value);
   if (!Number.isInteger(n) || n < 0 || n > 65_535) throw new InvalidArgumentError('expected a port number from 0 to 65535');
   return n;
+}
+
+function rateLimitSetting(value: string, previous: RateLimitOptions): RateLimitOptions {
+  try {
+    return parseRateLimitSetting(value, previous);
+  } catch (error) {
+    throw new InvalidArgumentError((error as Error).message);
+  }
 }
 
 function readRoutes(file: string): PaidRouteConfig[] {
@@ -59,7 +68,7 @@ export async function runServeCli(argv: string[]): Promise<void> {
     .option('--port <port>', 'port to listen on (0: any free port)', port, Number(process.env.PORT) || DEFAULT_PORT)
     .option('--host <host>', 'address to bind (test mode: loopback only, unless --public-test-mode)', DEFAULT_HOST)
     .option('--public-test-mode', 'let test mode (no live key) listen on a non-loopback address: a shared demo that handles no real money')
-    .option('--trusted-proxy <address>', 'a reverse proxy in front of this server that terminates TLS (repeatable); required for live keys on a non-loopback address', (value: string, list: string[]) => [...list, value], [] as string[])
+    .option('--trusted-proxy <address>', 'a reverse proxy in front of this server that terminates TLS (repeatable); required for live keys on a non-loopback address; its X-Forwarded-For names the client for the rate limits', (value: string, list: string[]) => [...list, value], [] as string[])
     .option('--ledger <url>', 'ledger: pglite:DIR, pglite:memory, postgres://..., redis://... (default pglite:<data-dir>/ledger)')
     .option('--ledger-schema <name>', 'PostgreSQL/PGlite schema of the ledger')
     .option('--ledger-prefix <prefix>', 'Redis key prefix of the ledger')
@@ -71,6 +80,8 @@ export async function runServeCli(argv: string[]): Promise<void> {
     .addOption(retiredSecretFlag('--webhook-secret'))
     .option('--return-url <url>', 'return_url of PaymentIntents, so Stripe offers a card-authentication URL')
     .option('--quiet', 'no request logs')
+    .option('--rate-limit <setting>', 'NAME=BURST/PER_MINUTE or NAME=off, NAME one of unpaid-client-ids, charge-attempts-per-source, charge-attempts-per-card, stripe-calls; repeatable (docs/rate-limits.md)', rateLimitSetting, {} as RateLimitOptions)
+    .option('--no-rate-limits', 'turn every rate limit off (only for load tests from trusted clients)')
     .addHelpText(
       'after',
       '\nEnvironment: STRIPE_SECRET_KEY, STRIPE_PUBLISHABLE_KEY, STRIPE402_SERVER_SECRET (32+ random bytes; required with live keys), STRIPE_WEBHOOK_SECRET.\nWithout STRIPE_SECRET_KEY and --stripe-url, the Stripe emulator runs in-process (test mode: loopback only, never with NODE_ENV=production).\nDeployment checklist: docs/operations.md.',
@@ -99,6 +110,8 @@ export async function runServeCli(argv: string[]): Promise<void> {
     trustedProxy: string[];
     returnUrl?: string;
     quiet?: boolean;
+    rateLimit: RateLimitOptions;
+    rateLimits: boolean;
   }>();
   if (opts.webhookSecret) {
     process.stderr.write('stripe402 serve: --webhook-secret: secrets are not taken from flags (shell history, ps); use STRIPE_WEBHOOK_SECRET or --webhook-secret-file\n');
@@ -124,6 +137,7 @@ export async function runServeCli(argv: string[]): Promise<void> {
     ...(webhookSecret ? { webhookSecret } : {}),
     ...(opts.routes ? { routes: readRoutes(opts.routes) } : {}),
     ...(opts.returnUrl ? { returnUrl: opts.returnUrl } : {}),
+    rateLimits: opts.rateLimits ? opts.rateLimit : false,
     log: opts.quiet ? false : log,
   });
 

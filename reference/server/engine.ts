@@ -14,6 +14,7 @@ import { unitsToMinor } from '../core/units.ts';
 import type { ErrorCode, PaymentPayload, PaymentRequiredResponse, PaymentRequirements, PaymentResponse } from '../core/types.generated.ts';
 import { LedgerUnavailableError, type Ledger } from './ledger/types.ts';
 import { METADATA_CLIENT_ID, METADATA_CURRENCY, METADATA_UNITS, show, type GatewayFailure, type PaymentIntentView, type StripeGateway } from './gateway.ts';
+import { RateLimiter, UNKNOWN_SOURCE, type Limited, type RateLimitOptions } from './limits.ts';
 import { chargeStep, compileRoutes, RouteTable, STRIPE_MAXIMUM_CHARGE, type PaidRoute, type PaidRouteConfig, type Price, type RouteMatch } from './routes.ts';
 
 /** Headers every stripe402 response exposes to browsers (ENC-12). */
@@ -41,6 +42,8 @@ export interface EngineOptions {
   restoreOnStatus?: (status: number) => boolean;
   /** Receives internal failures (with SDK and driver text) for the server log; never shown to clients. */
   onInternalError?: (event: InternalErrorEvent) => void;
+  /** Rate limits on unpaid client ids, charge attempts and Stripe calls (SEC-3, SEC-7, SEC-8); default DEFAULT_RATE_LIMITS, `false` for none. */
+  rateLimits?: RateLimitOptions | false;
 }
 
 export interface InternalErrorEvent {
@@ -59,6 +62,8 @@ export interface DecisionContext {
   chargeId?: string;
   /** Why a 503 was sent. */
   fault?: 'ledger' | 'stripe';
+  /** Which budget a rate_limited answer ran out of (ERR-10). */
+  limited?: Limited['kind'];
 }
 
 /** Permission to run the handler; settle it afterwards with `engine.settle`. */
@@ -105,6 +110,7 @@ const MESSAGES = {
   payment_intent_failed: 'The payment for this paymentIntentId did not succeed; start a new top-up.',
   payment_intent_processing: 'The payment for this paymentIntentId is still processing; repeat the request later.',
   unavailable: 'The server cannot process payments right now; repeat the request after the delay in Retry-After.',
+  rate_limited: 'Too many requests from this source or for this card; repeat the request after the delay in Retry-After.',
 } as const;
 
 /** The fixed headers of every served paid response, beside its payment-response. */
@@ -115,6 +121,21 @@ const DECODE_CACHE_ENTRIES = 1024;
 const DECODE_CACHE_MAX_LENGTH = 512;
 
 type Failure = { code: ErrorCode; message: string; clientId: string; balance: number; currency?: string; paymentIntentId?: string; nextActionUrl?: string };
+
+/** Thrown inside the engine when a budget is empty, always before the call it guards: the request ends in rate_limited (ERR-10). */
+class RateLimited extends Error {
+  override name = 'RateLimited';
+  constructor(readonly limited: Limited) {
+    super(limited.kind);
+  }
+}
+
+/** The rate-limit state of one request: its source, and the charge attempt it holds, given back if the request ends served. */
+interface RequestLimits {
+  source: string;
+  attempt: boolean;
+  card?: string;
+}
 
 /** Thrown inside the engine when Stripe cannot be reached or the outcome of a call is unknown: the request ends in 503 (ERR-9). */
 class StripeUnavailable extends Error {
@@ -127,6 +148,7 @@ export class PaymentEngine {
   readonly publishableKey: string;
   readonly ledger: Ledger;
   readonly gateway: StripeGateway;
+  readonly limiter: RateLimiter;
   private readonly serverSecret: string;
   private readonly retryAfter: string;
   private readonly lockTtlMs: number;
@@ -157,6 +179,7 @@ export class PaymentEngine {
     this.returnUrl = options.returnUrl;
     this.restoreOn = options.restoreOnStatus ?? ((status) => status >= 500 || status === 404);
     this.report = options.onInternalError ?? (() => {});
+    this.limiter = new RateLimiter(options.rateLimits ?? {});
   }
 
   /** The paid route a request is for, or null for a free one. */
@@ -178,8 +201,10 @@ export class PaymentEngine {
    * Decides what to do with a request for a paid route. `paymentHeader` is
    * the raw field value (a string; several lines joined by ", " or given as
    * an array count as "sent more than once"), or null when absent.
+   * `source` names the network the request came from, for the rate limits
+   * (see `sourceOf` in limits.ts); requests without one share one budget.
    */
-  async handle(match: RouteMatch, paymentHeader: string | readonly string[] | null | undefined): Promise<Decision> {
+  async handle(match: RouteMatch, paymentHeader: string | readonly string[] | null | undefined, source: string = UNKNOWN_SOURCE): Promise<Decision> {
     if (paymentHeader === null || paymentHeader === undefined) {
       // PROC-1: the first challenge, error absent, no payment-response, no Stripe, no ledger.
       const challenge = this.challenge(match, undefined);
@@ -198,9 +223,14 @@ export class PaymentEngine {
     const context: DecisionContext = {};
     if (payload.clientId) context.clientId = payload.clientId;
     if (payload.paymentMethodId) context.paymentMethodId = payload.paymentMethodId;
+    const limits: RequestLimits = { source, attempt: false };
     try {
-      return await this.pay(match, price, payload, context);
+      const decision = await this.pay(match, price, payload, context, limits);
+      // A charge attempt that ended paid gives its tokens back: paying never uses up a budget (SEC-7).
+      if (limits.attempt && decision.kind === 'serve') this.limiter.attemptPaid(limits.source, limits.card);
+      return decision;
     } catch (error) {
+      if (error instanceof RateLimited) return this.limited(match, error.limited, context);
       // A fault of the server, never of the request: 503 (ERR-5, ERR-9); nothing was charged that is not recoverable.
       const fault = error instanceof StripeUnavailable ? 'stripe' : 'ledger';
       const stage = error instanceof StripeUnavailable ? 'stripe' : error instanceof LedgerUnavailableError ? 'ledger' : 'unexpected';
@@ -273,23 +303,27 @@ export class PaymentEngine {
 
   // ---- processing order (Section 8.2, steps 2 to 7) ----
 
-  private async pay(match: RouteMatch, price: Price, payload: PaymentPayload, context: DecisionContext): Promise<Decision> {
+  private async pay(match: RouteMatch, price: Price, payload: PaymentPayload, context: DecisionContext, limits: RequestLimits): Promise<Decision> {
     const { route } = match;
     // Step 2: resume a top-up that awaited card authentication (AUTH-2).
-    if (payload.paymentIntentId !== undefined) return this.resume(match, price, payload, context);
+    if (payload.paymentIntentId !== undefined) return this.resume(match, price, payload, context, limits);
 
     // Step 3 (PROC-3): a client id spends atomically. An unknown well-formed id reads as a zero balance (CID-4).
     let balance = 0;
     if (payload.clientId !== undefined) {
+      // SEC-3: a source whose client ids keep not paying is refused before the ledger, whether the ids are unknown or empty (CID-4).
+      if (payload.paymentMethodId === undefined) this.allowUnpaid(limits);
       const spent = await this.ledger.spend({ clientId: payload.clientId, currency: price.currency, amount: price.amount, route: route.key });
       if (spent.ok) return this.serve(match, price, payload.clientId, spent.balance, undefined, context);
       balance = spent.balance;
       if (payload.paymentMethodId === undefined) {
+        this.limiter.unpaidSeen(limits.source);
         return this.fail(match, { code: 'insufficient_credits', message: MESSAGES.insufficient_credits, clientId: payload.clientId, balance, currency: price.currency }, context);
       }
     }
 
     // Step 4 (PROC-4): the card's fingerprint names the client; spend without charging when its balance covers the request.
+    this.startAttempt(limits);
     const identified = await this.identify(payload.paymentMethodId!);
     if (!identified.ok) {
       return this.fail(match, { code: 'invalid_payment', message: MESSAGES.unusable_payment_method, clientId: payload.clientId ?? '', balance, currency: price.currency }, context);
@@ -319,6 +353,8 @@ export class PaymentEngine {
       async () => {
         const spent = await this.ledger.spend({ ...account, amount: price.amount, route: route.key });
         if (spent.ok) return this.serve(match, price, clientId, spent.balance, undefined, context);
+        // SEC-7, per card: counted here, under the top-up lock, so concurrent top-ups of one card (which charge once) count once.
+        this.startCardAttempt(limits, clientId);
         return this.charge(match, price, payload, clientId, topUp, identified.customerId, spent.balance, context);
       },
       this.lockTtlMs,
@@ -327,6 +363,7 @@ export class PaymentEngine {
 
   /** PROC-4, CID-6: the client id of a PaymentMethod, or not usable. Stripe unreachable ends the request in 503. */
   private async identify(paymentMethodId: string): Promise<{ ok: true; clientId: string; customerId: string | null } | { ok: false }> {
+    this.stripeBudget();
     const found = await this.gateway.paymentMethod(paymentMethodId);
     if (!found.ok) {
       this.unavailableIfUnknown(found, 'payment method lookup');
@@ -350,6 +387,7 @@ export class PaymentEngine {
     const base = { clientId, balance, currency: price.currency };
     if (payload.idempotencyKey !== undefined) {
       // PROC-12: one charge per (client id, idempotencyKey), even after Stripe's 24-hour idempotency window.
+      this.stripeBudget();
       const earlier = await this.gateway.findTopUp(clientId, payload.idempotencyKey);
       if (!earlier.ok) this.unavailableIfUnknown(earlier, 'top-up lookup', match);
       else if (earlier.paymentIntent) {
@@ -364,12 +402,15 @@ export class PaymentEngine {
 
     let customerId = attachedCustomer;
     if (!customerId) {
+      // Up to two calls (search, then create).
+      this.stripeBudget(2);
       const customer = await this.gateway.findOrCreateCustomer(clientId);
       if (!customer.ok) return this.fail(match, { ...base, ...this.chargeFailure(customer, 'customer', match) }, context);
       customerId = customer.customerId;
     }
     // The key exists before the call, so the SDK's own retries and the client's retries reuse it (PROC-6).
     const idempotencyKey = payload.idempotencyKey ? stripeIdempotencyKey(clientId, payload.idempotencyKey) : `stripe402:${clientId}:server-${randomUUID()}`;
+    this.stripeBudget();
     const charged = await this.gateway.charge({
       amountMinor: unitsToMinor(topUp, price.currency),
       currency: price.currency,
@@ -396,27 +437,52 @@ export class PaymentEngine {
     return this.settleIntent(match, price, pi, clientId, balance, context, 'charge');
   }
 
-  /** Step 2 (AUTH-2, AUTH-3): the client comes back with the PaymentIntent it authenticated. */
-  private async resume(match: RouteMatch, price: Price, payload: PaymentPayload, context: DecisionContext): Promise<Decision> {
+  /**
+   * Step 2 (AUTH-2, AUTH-3): the client comes back with the PaymentIntent it
+   * authenticated. Honoured only for a top-up this deployment started for
+   * that client, as its ledger records it; anything else is refused without
+   * a Stripe call (SEC-9).
+   */
+  private async resume(match: RouteMatch, price: Price, payload: PaymentPayload, context: DecisionContext, limits: RequestLimits): Promise<Decision> {
+    const paymentIntentId = payload.paymentIntentId!;
+    const byCard = payload.paymentMethodId !== undefined;
+    // A resume by client id alone is an unpaid client id until it pays (SEC-3); one by card is a charge attempt (SEC-7).
+    if (byCard) this.startAttempt(limits);
+    else this.allowUnpaid(limits);
+    const started = await this.ledger.startedTopUp(paymentIntentId);
+    const matches = (clientId: string) =>
+      started !== null &&
+      started.clientId === clientId &&
+      started.currency === price.currency &&
+      (payload.topUpAmount === undefined || started.units === payload.topUpAmount);
     let clientId: string;
-    if (payload.paymentMethodId !== undefined) {
-      const identified = await this.identify(payload.paymentMethodId);
+    if (byCard) {
+      if (started === null) {
+        return this.fail(match, { code: 'invalid_payment', message: MESSAGES.unknown_payment_intent, clientId: payload.clientId ?? '', balance: 0, currency: price.currency }, context);
+      }
+      const identified = await this.identify(payload.paymentMethodId!);
       if (!identified.ok) {
         return this.fail(match, { code: 'invalid_payment', message: MESSAGES.unusable_payment_method, clientId: payload.clientId ?? '', balance: 0, currency: price.currency }, context);
       }
       clientId = identified.clientId;
+      this.startCardAttempt(limits, clientId);
     } else {
       clientId = payload.clientId!;
     }
     context.clientId = clientId;
     const account = { clientId, currency: price.currency };
-    const found = await this.gateway.retrievePaymentIntent(payload.paymentIntentId!);
-    if (!found.ok) this.unavailableIfUnknown(found, 'retrieve', match);
-    // Unknown, not ours, or another top-up than the one this payload describes: invalid_payment.
-    if (!found.ok || this.mismatch(found.paymentIntent, { clientId, units: payload.topUpAmount, currency: price.currency })) {
+    const refuse = async () => {
+      if (!byCard) this.limiter.unpaidSeen(limits.source);
       const balance = await this.ledger.balance(account);
       return this.fail(match, { code: 'invalid_payment', message: MESSAGES.unknown_payment_intent, clientId, balance, currency: price.currency }, context);
-    }
+    };
+    // Unknown here, another client's, or another top-up than the one this payload describes: invalid_payment, Stripe untouched.
+    if (!matches(clientId)) return refuse();
+    this.stripeBudget();
+    const found = await this.gateway.retrievePaymentIntent(paymentIntentId);
+    if (!found.ok) this.unavailableIfUnknown(found, 'retrieve', match);
+    // Stripe's word is checked too: the ledger says who asked for the top-up, Stripe what it is.
+    if (!found.ok || this.mismatch(found.paymentIntent, { clientId, units: payload.topUpAmount, currency: price.currency })) return refuse();
     return this.settleIntent(match, price, found.paymentIntent, clientId, await this.ledger.balance(account), context, 'resume');
   }
 
@@ -435,6 +501,10 @@ export class PaymentEngine {
       case 'succeeded':
         return this.credit(match, price, pi, clientId, context, via);
       case 'requires_action':
+        // The client learns this PaymentIntent's id only now, and resumes with it: record it first (SEC-9).
+        if (via === 'charge') {
+          await this.ledger.recordTopUp({ paymentIntentId: pi.id, clientId, currency: price.currency, units: Number(pi.metadata[METADATA_UNITS]) });
+        }
         return this.fail(
           match,
           { ...base, code: 'authentication_required', message: MESSAGES.authentication_required, paymentIntentId: pi.id, ...(pi.nextActionUrl ? { nextActionUrl: pi.nextActionUrl } : {}) },
@@ -507,6 +577,35 @@ export class PaymentEngine {
     return wrong.length > 0 ? wrong.join('; ') : undefined;
   }
 
+  // ---- rate limits (SEC-3, SEC-7, SEC-8); each throws RateLimited before the work it guards ----
+
+  private allowUnpaid(limits: RequestLimits): void {
+    const limited = this.limiter.unpaidAllowed(limits.source);
+    if (limited) throw new RateLimited(limited);
+  }
+
+  private startAttempt(limits: RequestLimits): void {
+    if (limits.attempt) return;
+    const limited = this.limiter.startAttempt(limits.source);
+    if (limited) throw new RateLimited(limited);
+    limits.attempt = true;
+  }
+
+  private startCardAttempt(limits: RequestLimits, card: string): void {
+    if (limits.card !== undefined) return;
+    const limited = this.limiter.startCardAttempt(card);
+    if (limited) throw new RateLimited(limited);
+    limits.card = card;
+  }
+
+  /** One (or `calls`) Stripe calls out of the global budget. */
+  private stripeBudget(calls = 1): void {
+    for (let i = 0; i < calls; i++) {
+      const limited = this.limiter.stripeCall();
+      if (limited) throw new RateLimited(limited);
+    }
+  }
+
   /** ERR-9: when Stripe could not be reached or the outcome is unknown, the request ends in 503. */
   private unavailableIfUnknown(failure: GatewayFailure, call: string, match?: RouteMatch): void {
     if (failure.kind === 'unavailable') throw new StripeUnavailable(`${call}: ${failure.detail}`);
@@ -548,6 +647,19 @@ export class PaymentEngine {
     if (failure.nextActionUrl) response.nextActionUrl = failure.nextActionUrl;
     if (failure.currency) response.currency = failure.currency;
     return { kind: 'respond', status: 402, headers: this.errorHeaders(challenge.header, encodeHeader(response)), body: challenge.body, context };
+  }
+
+  /**
+   * A limited request (ERR-10): an error 402 with code rate_limited and a
+   * Retry-After, which establishes no client id and tells no balance, so it
+   * cannot be used to probe ids (SEC-3); nothing was spent or charged.
+   */
+  private limited(match: RouteMatch, limited: Limited, context: DecisionContext): Decision {
+    context.limited = limited.kind;
+    delete context.clientId;
+    const decision = this.fail(match, { code: 'rate_limited', message: MESSAGES.rate_limited, clientId: '', balance: 0 }, context);
+    if (decision.kind === 'respond') decision.headers['retry-after'] = String(limited.retryAfterSeconds);
+    return decision;
   }
 
   /**

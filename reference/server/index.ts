@@ -1,6 +1,6 @@
 /**
  * reference/server: the stripe402 payment engine, its Hono middleware, the
- * Stripe gateway, webhook and reconcile recovery, and the standalone server
+ * Stripe gateway, rate limits, webhook and reconcile recovery, and the standalone server
  * with the demo API. The ledgers live in ./ledger.
  */
 export { PaymentEngine, stripeIdempotencyKey, EXPOSED_HEADERS } from './engine.ts';
@@ -9,6 +9,8 @@ export { compileRoutes, canonicalSegments, pathnameOf, chargeStep, RouteTable, R
 export type { PaidRouteConfig, PaidRoute, Price, RouteMatch } from './routes.ts';
 export { createStripeClient, StripeSdkGateway, METADATA_CLIENT_ID, METADATA_UNITS, METADATA_CURRENCY, METADATA_IDEMPOTENCY_KEY, METADATA_DEPLOYMENT } from './gateway.ts';
 export type { StripeGateway, ChargeRequest, PaymentIntentView, PaymentMethodView, GatewayFailure, GatewayFailureKind, Outcome, StripeClientOptions } from './gateway.ts';
+export { RateLimiter, BucketMap, TrustedProxies, DEFAULT_RATE_LIMITS, UNKNOWN_SOURCE, sourceOf, networkOf, parseRateLimitSetting } from './limits.ts';
+export type { RateLimitOptions, BucketOptions, Limited, LimitKind } from './limits.ts';
 export { stripe402, DEFAULT_WEBHOOK_PATH, DEFAULT_WEBHOOK_MAX_BYTES } from './middleware.ts';
 export type { Stripe402MiddlewareOptions, Stripe402Variables } from './middleware.ts';
 export { creditPaymentIntent, deploymentIdOf, handleWebhook, reconcile, parseSince } from './recovery.ts';

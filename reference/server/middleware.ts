@@ -21,6 +21,7 @@
 import type { Context, MiddlewareHandler } from 'hono';
 import { DISCOVERY_PATH, HEADER_PAYMENT } from '../core/codec.ts';
 import { EXPOSED_HEADERS, type DecisionContext, type PaymentEngine } from './engine.ts';
+import { sourceOf, TrustedProxies } from './limits.ts';
 import { handleWebhook } from './recovery.ts';
 import { pathnameOf } from './routes.ts';
 
@@ -35,6 +36,8 @@ export interface Stripe402MiddlewareOptions {
   /** Receive Stripe webhooks, verified with this signing secret (`whsec_...`). */
   webhookSecret?: string;
   webhookPath?: string;
+  /** Proxies (addresses or CIDR blocks) whose X-Forwarded-For names the client for the rate limits; default none (the peer address counts). */
+  trustedProxies?: readonly string[];
   /** The largest webhook body read, in bytes (default 256 KiB); larger ones get 413 unread. */
   webhookMaxBytes?: number;
 }
@@ -48,6 +51,7 @@ export function stripe402(options: Stripe402MiddlewareOptions): MiddlewareHandle
   const serveDiscovery = options.discovery ?? true;
   const webhookPath = options.webhookPath ?? DEFAULT_WEBHOOK_PATH;
   const webhookSecret = options.webhookSecret;
+  const trustedProxies = options.trustedProxies?.length ? new TrustedProxies(options.trustedProxies) : undefined;
   const webhookMaxBytes = options.webhookMaxBytes ?? DEFAULT_WEBHOOK_MAX_BYTES;
   const deploymentId = engine.gateway.deploymentId;
   if (webhookSecret !== undefined && !deploymentId) {
@@ -78,7 +82,7 @@ export function stripe402(options: Stripe402MiddlewareOptions): MiddlewareHandle
     const match = engine.match(method, path);
     if (!match) return next();
 
-    const decision = await engine.handle(match, paymentHeaderOf(c));
+    const decision = await engine.handle(match, paymentHeaderOf(c), sourceOfRequest(c, trustedProxies));
     // The decision's context is this request's own object: it becomes the log record as it is.
     const record = decision.context as NonNullable<Stripe402Variables['stripe402']>;
     if (decision.kind === 'respond') {
@@ -137,6 +141,13 @@ function paymentHeaderOf(c: Context): string | null {
     return typeof value === 'string' ? value : value.join(', ');
   }
   return c.req.raw.headers.get(HEADER_PAYMENT);
+}
+
+/** The network a request came from, for the engine's rate limits: the peer on @hono/node-server, behind a trusted proxy the client it names. */
+function sourceOfRequest(c: Context, trusted: TrustedProxies | undefined): string {
+  const incoming = (c.env as { incoming?: { socket?: { remoteAddress?: string } } } | undefined)?.incoming;
+  const peer = incoming?.socket?.remoteAddress;
+  return sourceOf(peer, trusted && peer !== undefined && trusted.has(peer) ? c.req.header('x-forwarded-for') : undefined, trusted);
 }
 
 /**

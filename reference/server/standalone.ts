@@ -22,6 +22,7 @@ import { deploymentIdOf } from './recovery.ts';
 import { proxyList, requireHttpsForPayments } from './transport.ts';
 import { openLedger } from './ledger/index.ts';
 import type { Ledger } from './ledger/types.ts';
+import type { RateLimitOptions } from './limits.ts';
 import { jsonLogger, redact, scrub, type LogSink } from './log.ts';
 import { compileRoutes, type PaidRouteConfig } from './routes.ts';
 
@@ -42,6 +43,7 @@ export interface ServerOptions {
    * server refuses to start without one, since it speaks plain HTTP itself;
    * with a live key and proxies, a `payment` header is taken only from a
    * proxy that sends `X-Forwarded-Proto: https`, or from loopback (SEC-1).
+   * Their X-Forwarded-For also names the client for the rate limits (SEC-10).
    */
   trustedProxies?: readonly string[];
   /** The process environment consulted for NODE_ENV (default process.env). */
@@ -77,6 +79,8 @@ export interface ServerOptions {
   retryAfterSeconds?: number;
   /** How long the top-up lock of a process that died holding it blocks that client's top-ups (default 60 s; keep it above the longest Stripe call with its retries). */
   topUpLockTtlMs?: number;
+  /** Rate limits (SEC-3, SEC-7, SEC-8); default DEFAULT_RATE_LIMITS of limits.ts, false for none (docs/rate-limits.md). */
+  rateLimits?: RateLimitOptions | false;
 }
 
 export interface RunningServer {
@@ -168,6 +172,7 @@ export async function startServer(options: ServerOptions = {}): Promise<RunningS
       ...(options.retryAfterSeconds === undefined ? {} : { retryAfterSeconds: options.retryAfterSeconds }),
       ...(options.topUpLockTtlMs === undefined ? {} : { topUpLockTtlMs: options.topUpLockTtlMs }),
       ...(options.returnUrl ? { returnUrl: options.returnUrl } : {}),
+      ...(options.rateLimits === undefined ? {} : { rateLimits: options.rateLimits }),
       onInternalError: (event) =>
         log({ msg: 'internal error', level: 'error', stage: event.stage, route: event.route, clientId: redact(event.clientId), detail: scrub(event.detail) }),
     });
@@ -177,8 +182,10 @@ export async function startServer(options: ServerOptions = {}): Promise<RunningS
       ...(options.log === false ? {} : { log }),
       ...(webhookSecret ? { webhookSecret } : {}),
       ...(options.webhookMaxBytes === undefined ? {} : { webhookMaxBytes: options.webhookMaxBytes }),
+      ...(options.trustedProxies ? { trustedProxies: options.trustedProxies } : {}),
       ...(live && (options.trustedProxies ?? []).length > 0 ? { transport: requireHttpsForPayments(options.trustedProxies!) } : {}),
     });
+
     const server = await new Promise<ReturnType<typeof serve>>((resolve, reject) => {
       const s = serve({ fetch: app.fetch, port: options.port ?? DEFAULT_PORT, hostname: host }, () => resolve(s));
       s.once('error', reject);

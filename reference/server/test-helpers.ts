@@ -18,7 +18,7 @@ import type { Emulator } from '../../conformance/stripe-emulator/index.ts';
 import type Stripe from 'stripe';
 import { startServer, type RunningServer, type ServerOptions } from './standalone.ts';
 import type { PaidRouteConfig } from './routes.ts';
-import { LedgerUnavailableError, type Account, type Ledger, type RestoreRequest, type SpendRequest, type TopUpCredit } from './ledger/types.ts';
+import { LedgerUnavailableError, type Account, type Ledger, type RestoreRequest, type SpendRequest, type StartedTopUp, type TopUpCredit } from './ledger/types.ts';
 
 export const POSTGRES_URL = process.env.STRIPE402_TEST_POSTGRES_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
 export const REDIS_URL = process.env.STRIPE402_TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';
@@ -177,6 +177,14 @@ export class FaultInjectingLedger implements Ledger {
   async isCredited(paymentIntentId: string) {
     this.enter('isCredited');
     return this.inner.isCredited(paymentIntentId);
+  }
+  async recordTopUp(topUp: StartedTopUp) {
+    this.enter('recordTopUp');
+    return this.inner.recordTopUp(topUp);
+  }
+  async startedTopUp(paymentIntentId: string) {
+    this.enter('startedTopUp');
+    return this.inner.startedTopUp(paymentIntentId);
   }
   async withTopUpLock<T>(account: Account, fn: () => Promise<T>, ttlMs?: number) {
     this.enter('withTopUpLock');

@@ -14,13 +14,13 @@ import { startEmulator, type Emulator } from '../../../conformance/stripe-emulat
 import { decodeHeaderObject } from '../../core/index.ts';
 import { openLedger, type Ledger } from '../../server/ledger/index.ts';
 import type { PaidRouteConfig } from '../../server/routes.ts';
-import { startServer, type RunningServer } from '../../server/standalone.ts';
+import { startServer, type RunningServer, type ServerOptions } from '../../server/standalone.ts';
 import type { ProxiedRequest } from './proxy.ts';
 
 export interface Stack {
   emulator: Emulator;
   /** Starts a reference server with a new server secret (so new client ids), closed with the stack. */
-  freshServer(routes?: readonly PaidRouteConfig[]): Promise<RunningServer>;
+  freshServer(routes?: readonly PaidRouteConfig[], options?: Partial<ServerOptions>): Promise<RunningServer>;
   close(): Promise<void>;
 }
 
@@ -32,7 +32,7 @@ export async function startStack(): Promise<Stack> {
   const servers: RunningServer[] = [];
   return {
     emulator,
-    async freshServer(routes) {
+    async freshServer(routes, options = {}) {
       const server = await startServer({
         port: 0,
         ledger,
@@ -43,6 +43,7 @@ export async function startStack(): Promise<Stack> {
         serverSecret: randomBytes(32).toString('hex'),
         log: false,
         ...(routes ? { routes } : {}),
+        ...options,
       });
       servers.push(server);
       return server;

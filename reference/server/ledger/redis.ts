@@ -11,6 +11,9 @@
  * - `journal:<currency>:<clientId>`: a list of JSON entries, oldest first,
  *   whose deltas sum to the balance;
  * - `credits`: a hash of credited PaymentIntents, so each credits once (LEDG-4);
+ * - `started`: a hash of top-ups started and not yet credited (awaiting card
+ *   authentication), by PaymentIntent id, so a resume is checked without
+ *   Stripe (SEC-9);
  * - `topup-lock:<currency>:<clientId>`: the top-up lock, a random token set
  *   with NX and PX, deleted only by the holder of that token.
  *
@@ -51,6 +54,7 @@ import {
   type RestoreRequest,
   type SpendRequest,
   type SpendResult,
+  type StartedTopUp,
   type TopUpCredit,
   type TopUpResult,
 } from './types.ts';
@@ -386,6 +390,27 @@ class RedisLedger implements Ledger {
   async isCredited(paymentIntentId: string): Promise<boolean> {
     assertPaymentIntentId(paymentIntentId);
     return (await this.#command((redis) => redis.hexists(`${this.#prefix}credits`, paymentIntentId))) === 1;
+  }
+
+  async recordTopUp(topUp: StartedTopUp): Promise<void> {
+    assertAccount(topUp);
+    assertPaymentIntentId(topUp.paymentIntentId);
+    assertUnits('units', topUp.units);
+    const record = JSON.stringify({ account: `${topUp.currency}:${topUp.clientId}`, units: topUp.units });
+    await this.#command((redis) => redis.hsetnx(`${this.#prefix}started`, topUp.paymentIntentId, record));
+  }
+
+  async startedTopUp(paymentIntentId: string): Promise<StartedTopUp | null> {
+    assertPaymentIntentId(paymentIntentId);
+    // The record, or else the credit: a top-up that succeeded at once is in `credits` only. Both hold {account, units}.
+    const [started, credited] = await this.#command((redis) =>
+      Promise.all([redis.hget(`${this.#prefix}started`, paymentIntentId), redis.hget(`${this.#prefix}credits`, paymentIntentId)]),
+    );
+    const stored = started ?? credited;
+    if (stored === null) return null;
+    const { account, units } = JSON.parse(stored) as { account: string; units: number };
+    // A balance field is "<currency>:<clientId>", currencies being three letters (UNIT-5).
+    return { paymentIntentId, currency: account.slice(0, 3), clientId: account.slice(4), units };
   }
 
   async withTopUpLock<T>(account: Account, fn: () => Promise<T>, ttlMs = DEFAULT_TOPUP_LOCK_TTL_MS): Promise<T> {

@@ -54,6 +54,7 @@ import {
   type RestoreRequest,
   type SpendRequest,
   type SpendResult,
+  type StartedTopUp,
   type TopUpCredit,
   type TopUpResult,
 } from './types.ts';
@@ -397,6 +398,22 @@ function migrations(s: string): Array<{ version: number; name: string; sql: stri
         $fn$;
       `,
     },
+    {
+      version: 3,
+      name: 'top-ups started and not yet credited',
+      sql: `
+        -- A PaymentIntent this deployment created and handed to a client to
+        -- resume (card authentication), so a resume is checked here before
+        -- any Stripe call (SEC-9). A credited one is found in the journal.
+        CREATE TABLE ${s}.started_topups (
+          payment_intent_id text PRIMARY KEY,
+          client_id text NOT NULL,
+          currency text NOT NULL,
+          units bigint NOT NULL CHECK (units > 0),
+          created_at timestamptz NOT NULL DEFAULT now()
+        );
+      `,
+    },
   ];
 }
 
@@ -461,6 +478,19 @@ function statements(schema: string) {
     isCredited: named(
       'is_credited',
       `SELECT 1 AS credited FROM ${s}.journal WHERE payment_intent_id = $1::text AND kind = 'topup'`,
+    ),
+    recordTopUp: named(
+      'record_topup',
+      `INSERT INTO ${s}.started_topups (payment_intent_id, client_id, currency, units)
+       VALUES ($1::text, $2::text, $3::text, $4::bigint) ON CONFLICT (payment_intent_id) DO NOTHING`,
+    ),
+    // The record, or else the credit: a top-up credited before it was ever recorded (it succeeded at once) is in the journal only.
+    startedTopUp: named(
+      'started_topup',
+      `SELECT client_id, currency, units::text AS units FROM ${s}.started_topups WHERE payment_intent_id = $1::text
+       UNION ALL
+       SELECT client_id, currency, delta::text AS units FROM ${s}.journal WHERE payment_intent_id = $1::text AND kind = 'topup'
+       LIMIT 1`,
     ),
     journal: named(
       'journal',
@@ -655,6 +685,20 @@ class SqlLedger implements Ledger {
   async isCredited(paymentIntentId: string): Promise<boolean> {
     assertPaymentIntentId(paymentIntentId);
     return (await this.#run(this.#sql.isCredited, [paymentIntentId])).length > 0;
+  }
+
+  async recordTopUp(topUp: StartedTopUp): Promise<void> {
+    assertAccount(topUp);
+    assertPaymentIntentId(topUp.paymentIntentId);
+    assertUnits('units', topUp.units);
+    await this.#run(this.#sql.recordTopUp, [topUp.paymentIntentId, topUp.clientId, topUp.currency, topUp.units]);
+  }
+
+  async startedTopUp(paymentIntentId: string): Promise<StartedTopUp | null> {
+    assertPaymentIntentId(paymentIntentId);
+    const [row] = await this.#run(this.#sql.startedTopUp, [paymentIntentId]);
+    if (row === undefined) return null;
+    return { paymentIntentId, clientId: row.client_id as string, currency: row.currency as string, units: toUnits(row.units) };
   }
 
   async withTopUpLock<T>(account: Account, fn: () => Promise<T>, ttlMs = DEFAULT_TOPUP_LOCK_TTL_MS): Promise<T> {

@@ -51,6 +51,17 @@ export interface RestoreRequest extends Account {
   route: string;
 }
 
+/**
+ * A top-up this deployment started: a PaymentIntent it created for a client
+ * id and recorded before the client learned the PaymentIntent's id, so that a
+ * resume naming it (AUTH-2) is checked without a Stripe call (SEC-9).
+ */
+export interface StartedTopUp extends Account {
+  paymentIntentId: string;
+  /** The units the top-up grants once it succeeds. */
+  units: number;
+}
+
 export type JournalKind = 'topup' | 'spend' | 'restore' | 'refund';
 
 export interface JournalEntry extends Account {
@@ -77,6 +88,10 @@ export interface Ledger {
   balance(account: Account): Promise<number>;
   /** Whether this PaymentIntent has been credited. */
   isCredited(paymentIntentId: string): Promise<boolean>;
+  /** Records a top-up this server started and has not credited (one awaiting card authentication); recording it again changes nothing. */
+  recordTopUp(topUp: StartedTopUp): Promise<void>;
+  /** The top-up a PaymentIntent id names in this ledger, recorded or credited; null when this ledger never saw it (SEC-9). */
+  startedTopUp(paymentIntentId: string): Promise<StartedTopUp | null>;
   /**
    * Runs `fn` while holding the top-up lock of one account, shared by every
    * process using this ledger, so concurrent top-ups make one charge (PROC-7).
