@@ -15,7 +15,13 @@
  *   authentication), by PaymentIntent id, so a resume is checked without
  *   Stripe (SEC-9);
  * - `topup-lock:<currency>:<clientId>`: the top-up lock, a random token set
- *   with NX and PX, deleted only by the holder of that token.
+ *   with NX and PX, deleted only by the holder of that token;
+ * - `keyed-topup:<clientId>:<idempotencyKey>`: a hash, field `record` the
+ *   keyed top-up (PROC-12) written with HSETNX before its Stripe call, field
+ *   `pi` its PaymentIntent id once known; `customer:<clientId>`: the Stripe
+ *   Customer of a client id; `keyed-topups-since`: when a ledger that had
+ *   balances started recording keyed top-ups ("0" for one that had none).
+ *   Each command on them names one key, so they need no hash tag on a cluster.
  *
  * Spends use group commit: one EVALSHA applies a whole batch in arrival order
  * and appends one aggregated journal entry per (account, route) (LEDG-3).
@@ -33,6 +39,8 @@ import {
   MAX_BALANCE,
   MAX_TIMER_MS,
   assertAccount,
+  assertCustomerId,
+  assertKeyedTopUp,
   assertLockWait,
   assertNonNegativeInteger,
   assertPaymentIntentId,
@@ -50,6 +58,8 @@ import {
   type Account,
   type JournalEntry,
   type JournalKind,
+  type KeyedTopUp,
+  type KeyedTopUpBegun,
   type Ledger,
   type RestoreRequest,
   type SpendRequest,
@@ -413,6 +423,57 @@ class RedisLedger implements Ledger {
     return { paymentIntentId, currency: account.slice(0, 3), clientId: account.slice(4), units };
   }
 
+  #keyedTopUpKey(clientId: string, idempotencyKey: string): string {
+    return `${this.#prefix}keyed-topup:${clientId}:${idempotencyKey}`;
+  }
+
+  async beginKeyedTopUp(topUp: KeyedTopUp): Promise<KeyedTopUpBegun> {
+    assertKeyedTopUp(topUp);
+    const key = this.#keyedTopUpKey(topUp.clientId, topUp.idempotencyKey);
+    const record = JSON.stringify({ currency: topUp.currency, units: topUp.units, stripeKey: topUp.stripeIdempotencyKey, at: Date.now() });
+    // One key per command, pipelined: HSETNX keeps an earlier record, HGETALL reads whichever holds.
+    const [[created, stored], since, oldest] = await this.#command((redis) =>
+      Promise.all([
+        redis.pipeline().hsetnx(key, 'record', record).hgetall(key).exec(),
+        redis.get(`${this.#prefix}keyed-topups-since`),
+        redis.lindex(this.#journalKey(topUp), 0),
+      ]).then(([replies, sinceText, first]) => {
+        if (!replies || replies.some(([error]) => error)) throw replies?.find(([error]) => error)?.[0] ?? new Error('pipeline failed');
+        return [[replies[0]![1] as number, replies[1]![1] as Record<string, string>], sinceText, first] as const;
+      }),
+    );
+    const held = JSON.parse(stored.record!) as { currency: string; units: number; stripeKey: string; at: number };
+    const sinceMs = Number(since ?? '0');
+    const predatesRecords = sinceMs > 0 && oldest !== null && (JSON.parse(oldest) as StoredEntry).at < sinceMs;
+    return {
+      record: {
+        clientId: topUp.clientId,
+        idempotencyKey: topUp.idempotencyKey,
+        currency: held.currency,
+        units: held.units,
+        stripeIdempotencyKey: held.stripeKey,
+        paymentIntentId: stored.pi ?? null,
+        recordedAt: new Date(held.at),
+      },
+      created: created === 1,
+      predatesRecords,
+    };
+  }
+
+  async keyedTopUpCharged(clientId: string, idempotencyKey: string, paymentIntentId: string): Promise<void> {
+    assertPaymentIntentId(paymentIntentId);
+    await this.#command((redis) => redis.hsetnx(this.#keyedTopUpKey(clientId, idempotencyKey), 'pi', paymentIntentId));
+  }
+
+  async customerOf(clientId: string): Promise<string | null> {
+    return this.#command((redis) => redis.get(`${this.#prefix}customer:${clientId}`));
+  }
+
+  async recordCustomer(clientId: string, customerId: string): Promise<void> {
+    assertCustomerId(customerId);
+    await this.#command((redis) => redis.set(`${this.#prefix}customer:${clientId}`, customerId, 'NX'));
+  }
+
   async withTopUpLock<T>(account: Account, fn: () => Promise<T>, ttlMs = DEFAULT_TOPUP_LOCK_TTL_MS): Promise<T> {
     assertAccount(account);
     assertTtl(ttlMs);
@@ -511,6 +572,9 @@ export async function openRedisLedger(url: string, options: LedgerOptions = {}):
     for (const name of Object.keys(SCRIPTS) as ScriptName[]) {
       shas[name] = (await redis.script('LOAD', SCRIPTS[name])) as string;
     }
+    // Once per ledger: a ledger with balances from before keyed top-ups were recorded says since when it records them.
+    const hadBalances = (await redis.exists(`${prefix}balances`)) === 1;
+    await redis.set(`${prefix}keyed-topups-since`, hadBalances ? String(Date.now()) : '0', 'NX');
     return new RedisLedger(redis, prefix, shas, options);
   } catch (error) {
     redis.disconnect();
