@@ -408,7 +408,7 @@ export class PaymentEngine {
       const begun = await this.ledger.beginKeyedTopUp({ clientId, currency: price.currency, idempotencyKey: keyed, stripeIdempotencyKey: idempotencyKey, units: topUp });
       const { record } = begun;
       predatesRecords = begun.predatesRecords;
-      let search = !begun.created ? false : begun.predatesRecords;
+      let search = begun.created && begun.predatesRecords;
       if (!begun.created) {
         // Recorded for another amount or currency: the key named another top-up.
         if (record.currency !== price.currency || record.units !== topUp) return this.fail(match, { ...base, code: 'invalid_payment', message: MESSAGES.key_reused }, context);
