@@ -5,7 +5,7 @@
  * the time, the checks and how many passed; a failing check fails the
  * benchmark, since a fast wrong answer means nothing.
  *
- *   npx tsx bench/conformance.bench.ts [pglite] [postgres] [redis]
+ *   npx tsx bench/conformance.bench.ts [pglite] [postgres] [redis] [redis-cluster]
  */
 import { runConformance } from '../conformance/runner.ts';
 import { startStack } from '../test/scale/fleet.ts';
@@ -56,7 +56,7 @@ export async function main(options: { ledgers?: LedgerKind[]; log?: (line: strin
   log('conformance suite run time: level all, emulator backend, reference server in a child process');
   log(machineLine());
   const rows: ConformanceRow[] = [];
-  for (const kind of options.ledgers ?? (['pglite', 'postgres', 'redis'] as LedgerKind[])) rows.push(await benchLedger(kind));
+  for (const kind of options.ledgers ?? (['pglite', 'postgres', 'redis', 'redis-cluster'] as LedgerKind[])) rows.push(await benchLedger(kind));
   table(
     [['ledger', 'run time', 'checks', 'passed', 'failed', 'skipped', 'slowest checks'], ...rows.map((row) => [row.ledger, `${row.seconds.toFixed(1)} s`, String(row.checks), String(row.passed), String(row.failed), String(row.skipped), row.slowest.join(', ')])],
     log,

@@ -291,7 +291,7 @@ export const durationSeconds = (fallback: number): number => {
 
 /** The ledgers named on the command line, or undefined for all of them. */
 export function ledgerArguments(args: readonly string[] = process.argv.slice(2)): LedgerKind[] | undefined {
-  const ledgers = args.filter((arg): arg is LedgerKind => arg === 'redis' || arg === 'postgres' || arg === 'pglite');
+  const ledgers = args.filter((arg): arg is LedgerKind => arg === 'redis' || arg === 'redis-cluster' || arg === 'postgres' || arg === 'pglite');
   return ledgers.length > 0 ? ledgers : undefined;
 }
 

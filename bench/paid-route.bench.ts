@@ -11,11 +11,13 @@
  * report a distinct balance, exactly its client's balance before the run
  * minus a whole number of prices (no overdraft, exact payment-response), and
  * afterwards every balance must equal its journal and every credited top-up
- * a succeeded PaymentIntent. A violation fails the benchmark.
+ * a succeeded PaymentIntent. A violation fails the benchmark. Beside the
+ * ratio it prints each server's resident memory, idle and at its peak.
  *
  *   npx tsx bench/paid-route.bench.ts [redis] [postgres] [pglite] [--workers N]
  *   BENCH_DURATION=8 BENCH_ROUNDS=3 BENCH_CONNECTIONS=32 npx tsx bench/paid-route.bench.ts
  */
+import { readFileSync } from 'node:fs';
 import { startStack, type FleetConfig } from '../test/scale/fleet.ts';
 import { checkInvariants, summarizeInvariants } from '../test/scale/invariants.ts';
 import { createCards, paidRequest, topUp } from '../test/scale/protocol.ts';
@@ -56,6 +58,19 @@ export interface PaidRouteRow {
   /** paid rps / free rps of each pair of rounds, in the order run. */
   roundRatios: number[];
   invariants: string;
+  /** Resident memory of the largest server process, in MB: idle once it listens, and its peak by the end of the paid rounds. */
+  rssIdleMb: number;
+  rssPeakMb: number;
+}
+
+/** A /proc/<pid>/status memory field (VmRSS: resident now; VmHWM: resident at its peak), in MB; 0 when unreadable. */
+function residentMb(pid: number, field: 'VmRSS' | 'VmHWM'): number {
+  try {
+    const match = new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+    return match ? Number(match[1]) / 1024 : 0;
+  } catch {
+    return 0;
+  }
 }
 
 const median = (values: number[]) => {
@@ -92,6 +107,8 @@ async function benchLedger(kind: LedgerKind, options: Resolved): Promise<PaidRou
     profileDir ? { nodeOptions: ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] } : {},
   );
   try {
+    // Idle: the server listens and has served nothing yet (its ledger open, its caches cold).
+    const rssIdleMb = Math.max(...fleet.workers().map((pid) => residentMb(pid, 'VmRSS')));
     const cards = await createCards(emulator.stripe(), serverSecret, options.clients);
     for (const card of cards) {
       const funded = await topUp(fleet.url, PAID_PATH, card, TOP_UP);
@@ -149,6 +166,7 @@ async function benchLedger(kind: LedgerKind, options: Resolved): Promise<PaidRou
       problems.push(...checkPaymentResponses(run.paymentResponses, start, await balances(), PRICE, options.connections).problems);
       if (run.paymentResponses.length === 0) problems.push('the checking run served nothing');
     }
+    const rssPeakMb = Math.max(...fleet.workers().map((pid) => residentMb(pid, 'VmHWM')));
     await fleet.stop();
     const ledger = await target.openLedger();
     let invariants: string;
@@ -172,6 +190,8 @@ async function benchLedger(kind: LedgerKind, options: Resolved): Promise<PaidRou
       ratio: median(roundRatios),
       roundRatios,
       invariants,
+      rssIdleMb,
+      rssPeakMb,
     };
   } finally {
     await stop();
@@ -188,7 +208,7 @@ export async function main(options: PaidRouteOptions = {}): Promise<PaidRouteRow
     clients: options.clients ?? 8,
     ...(options.ledgerOptions ? { ledgerOptions: options.ledgerOptions } : {}),
   };
-  const ledgers = options.ledgers ?? ['redis', 'postgres', 'pglite'];
+  const ledgers = options.ledgers ?? ['redis', 'redis-cluster', 'postgres', 'pglite'];
   log(
     `paid vs free route: ${resolved.workers} server process(es), ${loadGenerator()} ${resolved.connections} connections, ` +
       `${resolved.rounds} rounds x ${resolved.durationSeconds} s per route, ${resolved.clients} funded clients`,
@@ -209,7 +229,7 @@ export function formatRatio(row: PaidRouteRow): string {
 export function printPaidRouteTable(rows: readonly PaidRouteRow[], log: (line: string) => void = console.log): void {
   table(
     [
-      ['ledger', 'procs', 'free req/s', 'p50', 'p99', 'cpu/req', 'paid req/s', 'p50', 'p99', 'cpu/req', 'paid/free (rounds)'],
+      ['ledger', 'procs', 'free req/s', 'p50', 'p99', 'cpu/req', 'paid req/s', 'p50', 'p99', 'cpu/req', 'paid/free (rounds)', 'RSS idle / peak'],
       ...rows.map((row) => [
         row.ledger,
         String(row.workers),
@@ -222,6 +242,7 @@ export function printPaidRouteTable(rows: readonly PaidRouteRow[], log: (line: s
         `${row.paid.p99} ms`,
         `${Math.round(row.paid.cpuUs ?? 0)} µs`,
         formatRatio(row),
+        `${Math.round(row.rssIdleMb)} / ${Math.round(row.rssPeakMb)} MB`,
       ]),
     ],
     log,

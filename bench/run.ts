@@ -64,7 +64,7 @@ async function main(argv: string[]): Promise<void> {
   }
   if (run('scale-out')) {
     heading('paid route against free route, two server processes sharing the ledger');
-    scaledOut = await paidRouteBench({ workers: 2, ledgers: ['redis', 'postgres'] });
+    scaledOut = await paidRouteBench({ workers: 2, ledgers: ['redis', 'redis-cluster', 'postgres'] });
   }
   if (run('topup')) {
     heading('the cost of a top-up');
@@ -109,6 +109,7 @@ async function main(argv: string[]): Promise<void> {
     const target = TARGETS[row.ledger];
     rows.push(paidRow(`paid/free, ${row.ledger}, 1 process, 32 connections`, row, target === undefined ? '' : `>= ${target} ${row.ratio >= target ? 'met' : 'NOT met'}`));
   }
+  for (const row of paid) rows.push([`resident memory, ${row.ledger}: idle / peak`, `${Math.round(row.rssIdleMb)} / ${Math.round(row.rssPeakMb)} MB`, '', '']);
   for (const row of paidWide) rows.push(paidRow(`paid/free, ${row.ledger}, 1 process, 128 connections`, row));
   for (const row of paidUnbatched) rows.push(paidRow(`paid/free, ${row.ledger}, 1 process, 32 connections, no group commit`, row));
   for (const row of scaledOut) rows.push(paidRow(`paid/free, ${row.ledger}, ${row.workers} processes`, row));
@@ -117,6 +118,7 @@ async function main(argv: string[]): Promise<void> {
     const mine = scaling.filter((row) => row.ledger === kind);
     const last = mine[mine.length - 1]!;
     rows.push([`spends/s at ${last.accounts.toLocaleString('en-US')} / 1,000 accounts, ${kind}`, `${rate(last.spendsPerSecond)} / ${rate(mine[0]!.spendsPerSecond)}`, last.ratio.toFixed(2), '']);
+    rows.push([`client CPU per spend at ${last.accounts.toLocaleString('en-US')} / 1,000 accounts, ${kind}`, `${last.clientCpuUs.toFixed(1)} / ${mine[0]!.clientCpuUs.toFixed(1)} µs`, (last.clientCpuUs / mine[0]!.clientCpuUs).toFixed(2), '']);
   }
   for (const row of conformance) rows.push([`conformance --level all, ${row.ledger}`, `${row.seconds.toFixed(1)} s, ${row.passed}/${row.checks} passed`, '', '']);
   for (const row of prices) rows.push([`price property, ${row.server} server`, `${row.configs} configurations in ${row.seconds.toFixed(1)} s`, '', `${row.counterexamples} counterexamples`]);

@@ -9,15 +9,18 @@
  * and the ratio to the smallest, say whether spends stay O(log n).
  *
  * Redis runs as a private redis-server with the shared one's settings, so
- * a million accounts do not land in a server other work uses.
+ * a million accounts do not land in a server other work uses; Redis
+ * Cluster as three primaries and three replicas of our own on loopback.
  *
- *   npx tsx bench/spend-scaling.bench.ts [redis] [postgres] [pglite]
+ *   npx tsx bench/spend-scaling.bench.ts [redis] [redis-cluster] [postgres] [pglite]
  *   BENCH_SCALE_MAX=100000 BENCH_DURATION=3 npx tsx bench/spend-scaling.bench.ts
  */
 import pg from 'pg';
-import { Redis } from 'ioredis';
+import { Cluster, Redis } from 'ioredis';
 import { PGlite } from '@electric-sql/pglite';
 import { openLedger, openSqlLedger, type Ledger } from '../reference/server/ledger/index.ts';
+import { accountKeys, parseClusterUrl } from '../reference/server/ledger/redis.ts';
+import { startRedisCluster } from '../test/scale/redis-cluster.ts';
 import { freshTag, postgresUrl, startPrivateRedis, type LedgerKind } from '../test/scale/services.ts';
 import { machineLine, table, ledgerArguments, runWhenScript } from './harness.ts';
 
@@ -33,13 +36,25 @@ export interface ScalingRow {
   p99Ms: number;
   /** spendsPerSecond / that of the smallest size. */
   ratio: number;
+  /** CPU per spend of this process (the ledger's client), in µs: steadier than spends/s on a shared machine. */
+  clientCpuUs: number;
+  /** CPU per spend of the store's server processes (Redis only, replicas included), in µs. */
+  storeCpuUs?: number;
 }
 
 interface Store {
   ledger: Ledger;
   /** Seeds accounts [from, to) with BALANCE each and a matching top-up journal entry. */
   seed(from: number, to: number): Promise<void>;
+  /** CPU seconds the store's server processes have used so far (Redis: every node, replicas included), when it can tell. */
+  storeCpuSeconds?(): Promise<number>;
   close(): Promise<void>;
+}
+
+/** used_cpu_user + used_cpu_sys of one redis-server, from INFO. */
+async function redisCpuSeconds(redis: Redis): Promise<number> {
+  const info = await redis.info('cpu');
+  return Number(/used_cpu_user:([\d.]+)/.exec(info)?.[1] ?? 0) + Number(/used_cpu_sys:([\d.]+)/.exec(info)?.[1] ?? 0);
 }
 
 const clientId = (index: number) => `scale-${index.toString().padStart(8, '0')}`;
@@ -84,33 +99,43 @@ async function openStore(kind: LedgerKind): Promise<Store> {
       },
     };
   }
-  const redisServer = await startPrivateRedis({ durable: false });
+  // Redis runs as a private redis-server with the shared one's settings, the
+  // cluster as three primaries and three replicas of our own.
+  const redisServer = kind === 'redis' ? await startPrivateRedis({ durable: false }) : undefined;
+  const cluster = kind === 'redis-cluster' ? await startRedisCluster() : undefined;
+  const url = redisServer?.url ?? cluster!.url;
   const prefix = `${tag}:`;
-  const ledger = await openLedger(redisServer.url, { keyPrefix: prefix });
-  const redis = new Redis(redisServer.url);
+  const ledger = await openLedger(url, { keyPrefix: prefix });
+  // Auto-pipelining sends the commands queued in one turn to each node as one write, whatever their slots.
+  const redis = cluster
+    ? new Cluster(parseClusterUrl(url).nodes, { enableAutoPipelining: true })
+    : new Redis(url, { enableAutoPipelining: true });
   return {
     ledger,
     seed: async (from, to) => {
       const now = Date.now();
-      for (let start = from; start < to; start += 10_000) {
-        const pipeline = redis.pipeline();
-        const fields: string[] = [];
-        for (let i = start; i < Math.min(to, start + 10_000); i++) {
-          fields.push(`usd:${clientId(i)}`, String(BALANCE));
-          pipeline.rpush(
-            `${prefix}journal:usd:${clientId(i)}`,
-            `{"kind":"topup","delta":${BALANCE},"count":1,"at":${now},"paymentIntentId":"pi_scale_${i}","chargedMinor":${BALANCE / 100}}`,
+      for (let start = from; start < to; start += 5_000) {
+        const writes: Array<Promise<unknown>> = [];
+        for (let i = start; i < Math.min(to, start + 5_000); i++) {
+          const account = { clientId: clientId(i), currency: 'usd' };
+          const keys = accountKeys(prefix, account);
+          writes.push(
+            redis.set(keys.balance, String(BALANCE)),
+            redis.rpush(keys.journal, `{"kind":"topup","delta":${BALANCE},"count":1,"at":${now},"paymentIntentId":"pi_scale_${i}","chargedMinor":${BALANCE / 100}}`),
           );
-          pipeline.hset(`${prefix}credits`, `pi_scale_${i}`, '{}');
         }
-        pipeline.hset(`${prefix}balances`, ...fields);
-        await pipeline.exec();
+        await Promise.all(writes);
       }
+    },
+    storeCpuSeconds: async () => {
+      const nodes = redis instanceof Cluster ? redis.nodes('all') : [redis];
+      return (await Promise.all(nodes.map(redisCpuSeconds))).reduce((a, b) => a + b, 0);
     },
     close: async () => {
       await ledger.close();
       redis.disconnect();
-      await redisServer.dispose();
+      await redisServer?.dispose();
+      await cluster?.dispose();
     },
   };
 }
@@ -143,7 +168,7 @@ export async function main(options: { ledgers?: LedgerKind[]; maxAccounts?: numb
   log(`spend cost against ledger size: ${CALLERS} concurrent callers, uniformly random accounts, ${seconds} s per size, sizes ${sizes.map((s) => s.toLocaleString('en-US')).join(' / ')}`);
   log(machineLine());
   const rows: ScalingRow[] = [];
-  for (const kind of options.ledgers ?? (['redis', 'postgres', 'pglite'] as LedgerKind[])) {
+  for (const kind of options.ledgers ?? (['redis', 'redis-cluster', 'postgres', 'pglite'] as LedgerKind[])) {
     const store = await openStore(kind);
     try {
       let seeded = 0;
@@ -154,9 +179,23 @@ export async function main(options: { ledgers?: LedgerKind[]; maxAccounts?: numb
         seeded = size;
         const seedSeconds = (performance.now() - seedStarted) / 1000;
         await measure(store.ledger, size, 0.5); // warm-up
-        const { rate, p50, p99 } = await measure(store.ledger, size, seconds);
+        const cpuBefore = process.cpuUsage();
+        const storeBefore = await store.storeCpuSeconds?.();
+        const { rate, p50, p99, served } = await measure(store.ledger, size, seconds);
+        const cpu = process.cpuUsage(cpuBefore);
+        const storeAfter = await store.storeCpuSeconds?.();
         first ??= rate;
-        rows.push({ ledger: kind, accounts: size, seedSeconds, spendsPerSecond: rate, p50Ms: p50, p99Ms: p99, ratio: rate / first });
+        rows.push({
+          ledger: kind,
+          accounts: size,
+          seedSeconds,
+          spendsPerSecond: rate,
+          p50Ms: p50,
+          p99Ms: p99,
+          ratio: rate / first,
+          clientCpuUs: (cpu.user + cpu.system) / served,
+          ...(storeBefore !== undefined && storeAfter !== undefined ? { storeCpuUs: ((storeAfter - storeBefore) * 1e6) / served } : {}),
+        });
         log(`  ${kind} ${size.toLocaleString('en-US')} accounts: seeded in ${seedSeconds.toFixed(1)} s, ${Math.round(rate).toLocaleString('en-US')} spends/s`);
       }
       // The spends above are real: every balance must still equal its journal.
@@ -172,8 +211,18 @@ export async function main(options: { ledgers?: LedgerKind[]; maxAccounts?: numb
   }
   table(
     [
-      ['ledger', 'accounts', 'seeded in', 'spends/s', 'p50', 'p99', 'vs 1,000'],
-      ...rows.map((row) => [row.ledger, row.accounts.toLocaleString('en-US'), `${row.seedSeconds.toFixed(1)} s`, Math.round(row.spendsPerSecond).toLocaleString('en-US'), `${row.p50Ms.toFixed(1)} ms`, `${row.p99Ms.toFixed(1)} ms`, row.ratio.toFixed(2)]),
+      ['ledger', 'accounts', 'seeded in', 'spends/s', 'p50', 'p99', 'vs 1,000', 'client CPU/spend', 'Redis CPU/spend'],
+      ...rows.map((row) => [
+        row.ledger,
+        row.accounts.toLocaleString('en-US'),
+        `${row.seedSeconds.toFixed(1)} s`,
+        Math.round(row.spendsPerSecond).toLocaleString('en-US'),
+        `${row.p50Ms.toFixed(1)} ms`,
+        `${row.p99Ms.toFixed(1)} ms`,
+        row.ratio.toFixed(2),
+        `${row.clientCpuUs.toFixed(1)} µs`,
+        row.storeCpuUs === undefined ? '' : `${row.storeCpuUs.toFixed(1)} µs`,
+      ]),
     ],
     log,
   );

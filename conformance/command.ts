@@ -1,8 +1,9 @@
 /**
  * The `conformance` command: parses arguments with commander, runs the suite,
  * prints the text report, writes the JSON, JUnit and badge files, and returns
- * the exit code (0 every required check passed; 1 conformance failures;
- * 2 usage error or no check matched; 3 target unreachable or harness error).
+ * the exit code (0 every required check that counts under the profile ran
+ * and passed; 1 one failed or could not be verified; 2 usage error or no
+ * check matched; 3 target unreachable or harness error).
  * Kept apart from cli.ts so tests can run it in-process.
  */
 import { mkdir, writeFile } from 'node:fs/promises';
@@ -12,6 +13,7 @@ import type { ConformanceReport } from '../reference/core/index.ts';
 import { renderBadgeSvg, shieldsEndpoint } from './report/badge.ts';
 import { renderJUnit } from './report/junit.ts';
 import { renderText } from './report/text.ts';
+import { PROFILES, categoryOf, type Profile } from './profiles.ts';
 import { ConformanceError, exitCodeOf, listChecks, runConformance, type ConformanceOptions } from './runner.ts';
 
 /** Where the command writes; the real process streams by default. */
@@ -62,9 +64,15 @@ function buildProgram(io: CommandIO): Command {
     .option('--stripe-url <url>', 'base URL of the Stripe backend (the emulator, stripe-mock, or https://api.stripe.com)')
     .option('--stripe-key <key>', 'secret key of the Stripe backend (sk_test_...): enables backend-verified checks')
     .option('--server-secret <secret>', 'the server secret: enables the client id derivation check')
-    .option('--card <pm>', 'a test PaymentMethod (repeatable); prefix declined: or auth: for those roles', collect)
+    .option('--card <pm>', 'a test PaymentMethod (repeatable), used before the default cards; prefix declined: or auth: for those roles', collect)
+    .option('--cards-only', 'use only the good cards given with --card, not the default ones too')
     .option('--failing-route <path>', 'a paid route whose handler answers 5xx ("/api/fail" or "POST /api/fail")')
     .addOption(new Option('--level <level>', 'levels to run').choices(['core', 'ledger', 'extensions', 'all']).default('core'))
+    .addOption(
+      new Option('--profile <profile>', 'judge by the whole spec, or by what stripe402 v1 promises plus the money and safety rules (spec-strict differences reported apart)')
+        .choices([...PROFILES])
+        .default('spec'),
+    )
     .option('--only <prefix...>', 'run only checks whose id starts with one of these prefixes (3, 3/rejects, 8/model-balances)')
     .option('--list', 'print every check id with its level, severity and requirement, and exit')
     .option('--strict', 'fail the run on SHOULD failures too')
@@ -88,6 +96,8 @@ interface ParsedOptions {
   stripeKey?: string;
   serverSecret?: string;
   card?: string[];
+  cardsOnly?: boolean;
+  profile: Profile;
   failingRoute?: string;
   level: 'core' | 'ledger' | 'extensions' | 'all';
   only?: string[];
@@ -138,6 +148,8 @@ export async function main(argv: string[], io: CommandIO = defaultIO()): Promise
   const options: ConformanceOptions = {
     target: opts.target,
     level: opts.level,
+    profile: opts.profile,
+    ...(opts.cardsOnly ? { cardsOnly: true } : {}),
     ...(opts.only ? { only: opts.only } : {}),
     strict: Boolean(opts.strict),
     ...(opts.runs !== undefined ? { runs: opts.runs } : {}),
@@ -204,7 +216,7 @@ function renderList(): string {
   const checks = listChecks();
   const width = Math.max(...checks.map((c) => c.id.length));
   const lines = checks.map(
-    (c) => `${c.id.padEnd(width)}  ${c.level.padEnd(10)}  ${c.severity.padEnd(6)}  ${c.requirement.padEnd(8)}  ${c.title}${c.property ? ' [property]' : ''}`,
+    (c) => `${c.id.padEnd(width)}  ${c.level.padEnd(10)}  ${c.severity.padEnd(6)}  ${c.requirement.padEnd(8)}  ${categoryOf(c.id).padEnd(6)}  ${c.title}${c.property ? ' [property]' : ''}`,
   );
   return lines.join('\n') + '\n';
 }

@@ -134,7 +134,7 @@ export class RunContext {
 
   /** The backend, or a skip that keeps the level from being claimed. */
   requireBackend(): Backend {
-    if (!this.backend) throw new SkipCheck('needs access to the Stripe backend (--stripe-url and --stripe-key)', true);
+    if (!this.backend) throw new SkipCheck('needs access to the Stripe backend (--stripe-url and --stripe-key)');
     return this.backend;
   }
 

@@ -3,7 +3,10 @@
  * id prefix, resolve the target, connect to the Stripe backend when given,
  * run every check (late ones last), and return a ConformanceReport that
  * validates against schemas/conformance-report.schema.json. The CLI, the
- * tests and the broken-server proofs all go through runConformance.
+ * tests and the broken-server proofs all go through runConformance. It also
+ * decides what the run claims: a level only when every required check of it
+ * that counts under the profile ran and passed or does not apply (CONF-6),
+ * and the exit code from the same facts.
  */
 import { readFileSync } from 'node:fs';
 import {
@@ -14,9 +17,10 @@ import {
 } from '../reference/core/index.ts';
 import { Backend } from './backend.ts';
 import { CHECKS, sectionOf, type CheckDefinition, type Level } from './checks/index.ts';
-import { CheckFailure, SkipCheck } from './checks/types.ts';
+import { CheckFailure, NotApplicable, SkipCheck } from './checks/types.ts';
 import { RunContext, TargetError, resolveTarget, type Cards, type ResolvedOptions } from './context.ts';
 import { HttpTransport, TransportError } from './http.ts';
+import { PROFILES, counted, isDefect, isUnverified, required, resultCategory, type Profile } from './profiles.ts';
 import { requirementText } from './requirements.ts';
 
 /** Options of one run; everything but `target` has a default. */
@@ -41,8 +45,12 @@ export interface ConformanceOptions {
   timeoutMs?: number;
   /** Parallel requests in burst checks. Default 16. */
   concurrency?: number;
-  /** Test cards; unset roles default to Stripe's magic PaymentMethod ids. */
+  /** Test cards; good cards are added to the defaults, unset roles default to Stripe's magic PaymentMethod ids. */
   cards?: Partial<Cards>;
+  /** Use only the good cards given in `cards`, not the default ones too. */
+  cardsOnly?: boolean;
+  /** What the target is judged by: `spec` (default) or `v1` (Section 14.4). */
+  profile?: Profile;
   /** A paid route whose handler answers 5xx (`/api/fail` or `POST /api/fail`). */
   failingRoute?: string;
   /** The server secret, for the client id derivation check. */
@@ -167,6 +175,10 @@ export async function runConformance(options: ConformanceOptions): Promise<Confo
       options.onProgress?.({ type: 'end', result, index, total: order.length });
     }
     const checks = selected.map((c) => results.get(c.id)!);
+    for (const check of checks) check.category = resultCategory(check);
+    const profile = options.profile ?? 'spec';
+    const partial = isPartial(selected, LEVELS[resolved.level]);
+    const unverified = checks.filter((c) => isUnverified(c, profile, resolved.strict)).map((c) => c.id);
     const report: ConformanceReport = {
       tool: TOOL,
       specVersion: STRIPE402_VERSION as 1,
@@ -174,10 +186,13 @@ export async function runConformance(options: ConformanceOptions): Promise<Confo
       startedAt: startedAt.toISOString(),
       durationMs: Math.round(performance.now() - started),
       level: resolved.level,
-      levelReached: levelReached(checks, LEVELS[resolved.level], resolved.strict),
+      profile,
+      levelReached: partial ? 'none' : levelReached(checks, LEVELS[resolved.level], resolved.strict, profile),
+      unverified,
+      ...(partial ? { partial } : {}),
       seed: resolved.seed,
       strict: resolved.strict,
-      summary: summarize(checks),
+      summary: summarize(checks, profile, resolved.strict),
       checks,
       ...(harnessErrors.length ? { harnessErrors } : {}),
     };
@@ -189,9 +204,15 @@ export async function runConformance(options: ConformanceOptions): Promise<Confo
   }
 }
 
-/** Whether a report fails the run: a MUST failed, or a SHOULD failed in strict mode. */
+/**
+ * Whether a report fails the run: a required check that counts under its
+ * profile failed, or could not be verified (CONF-6: "every required check
+ * passed" is what exit 0 says, and an unverified check did not pass).
+ */
 export function reportFails(report: ConformanceReport): boolean {
-  return report.checks.some((c) => c.status === 'failed' && (c.severity === 'must' || (report.strict === true && c.severity === 'should')));
+  const profile = report.profile ?? 'spec';
+  const strict = report.strict === true;
+  return report.checks.some((c) => isDefect(c, profile, strict) || isUnverified(c, profile, strict));
 }
 
 /** The process exit code for a finished report (usage errors and unreachable targets throw instead). */
@@ -222,7 +243,7 @@ async function runCheck(ctx: RunContext, check: CheckDefinition, harnessErrors: 
     if (error instanceof SkipCheck) {
       result.status = 'skipped';
       result.reason = error.reason;
-      if (error.blocksLevel) blocking.add(result);
+      result.skipKind = error instanceof NotApplicable ? 'not-applicable' : 'unverified';
     } else if (error instanceof CheckFailure) {
       result.status = 'failed';
       result.expected = error.expected;
@@ -251,29 +272,36 @@ function replayCommand(options: ResolvedOptions, check: CheckDefinition, seed: n
   if (check.level !== 'core') parts.push('--level all');
   if (options.concurrency !== DEFAULT_CONCURRENCY) parts.push(`--concurrency ${options.concurrency}`);
   const cards = options.cards;
-  if (cards.good.join() !== DEFAULT_CARDS.good.join()) parts.push(...cards.good.map((c) => `--card ${c}`));
+  // --cards-only with every good card reproduces the exact list, whatever mix of given and default cards it was.
+  if (cards.good.join() !== DEFAULT_CARDS.good.join()) parts.push('--cards-only', ...cards.good.map((c) => `--card ${c}`));
   if (cards.declined !== DEFAULT_CARDS.declined) parts.push(`--card declined:${cards.declined}`);
   if (cards.authentication !== DEFAULT_CARDS.authentication) parts.push(`--card auth:${cards.authentication}`);
   return parts.join(' ');
 }
 
-/** Skipped results whose absence keeps their level from being reached (no backend). */
-const blocking = new WeakSet<CheckResult>();
+/** Whether --only left out some check of the requested levels: such a run claims no level. */
+function isPartial(selected: CheckDefinition[], levels: Level[]): boolean {
+  return CHECKS.some((c) => levels.includes(c.level) && !selected.includes(c));
+}
 
-function levelReached(checks: CheckResult[], levels: Level[], strict: boolean): ConformanceReport['levelReached'] {
+/**
+ * The highest level, in order, whose every required check that counts under
+ * the profile passed or does not apply, with at least one passed: a failed or
+ * unverified check stops the count at the level below it.
+ */
+function levelReached(checks: CheckResult[], levels: Level[], strict: boolean, profile: Profile): ConformanceReport['levelReached'] {
   let reached: ConformanceReport['levelReached'] = 'none';
-  for (const level of levels) {
-    const required = checks.filter((c) => c.level === level && (c.severity === 'must' || (strict && c.severity === 'should')));
-    const failed = required.some((c) => c.status === 'failed');
-    const unverified = required.some((c) => c.status === 'skipped' && blocking.has(c));
-    const passed = required.some((c) => c.status === 'passed');
-    if (failed || unverified || !passed) break;
+  // stripe402 v1 has no extensions: a v1-profile run claims at most ledger (CONF-7).
+  for (const level of profile === 'v1' ? levels.filter((l) => l !== 'extensions') : levels) {
+    const binding = checks.filter((c) => c.level === level && required(c, strict) && counted(c, profile));
+    const settled = binding.every((c) => c.status === 'passed' || (c.status === 'skipped' && c.skipKind === 'not-applicable'));
+    if (!settled || !binding.some((c) => c.status === 'passed')) break;
     reached = level;
   }
   return reached;
 }
 
-function summarize(checks: CheckResult[]): ConformanceReport['summary'] {
+function summarize(checks: CheckResult[], profile: Profile, strict: boolean): ConformanceReport['summary'] {
   const count = (f: (c: CheckResult) => boolean) => checks.filter(f).length;
   return {
     passed: count((c) => c.status === 'passed'),
@@ -281,6 +309,10 @@ function summarize(checks: CheckResult[]): ConformanceReport['summary'] {
     skipped: count((c) => c.status === 'skipped'),
     nonStrict: count((c) => c.status === 'failed' && c.severity !== 'must'),
     info: count((c) => c.status === 'info'),
+    unverified: count((c) => isUnverified(c, profile, strict)),
+    notApplicable: count((c) => c.status === 'skipped' && c.skipKind === 'not-applicable'),
+    defects: count((c) => isDefect(c, profile, strict)),
+    ...(profile === 'v1' ? { strictDifferences: count((c) => c.status === 'failed' && !counted(c, profile)) } : {}),
   };
 }
 
@@ -313,8 +345,14 @@ function resolveOptions(options: ConformanceOptions): ResolvedOptions {
   };
   if (options.seed !== undefined && !Number.isSafeInteger(options.seed)) throw new ConformanceError('--seed must be an integer', 2);
   if (options.stripeUrl && !options.stripeKey) throw new ConformanceError('--stripe-url needs --stripe-key', 2);
+  if (options.profile !== undefined && !PROFILES.includes(options.profile)) {
+    throw new ConformanceError(`--profile must be ${PROFILES.join(' or ')}, not ${options.profile}`, 2);
+  }
+  const given = options.cards?.good ?? [];
+  if (options.cardsOnly && given.length === 0) throw new ConformanceError('--cards-only needs at least one good --card', 2);
   const cards: Cards = {
-    good: options.cards?.good?.length ? options.cards.good : DEFAULT_CARDS.good,
+    // Cards given come first and add to the defaults: replacing them silently would leave checks that need several cards unverified.
+    good: options.cardsOnly ? [...new Set(given)] : [...new Set([...given, ...DEFAULT_CARDS.good])],
     declined: options.cards?.declined ?? DEFAULT_CARDS.declined,
     authentication: options.cards?.authentication ?? DEFAULT_CARDS.authentication,
   };

@@ -11,7 +11,7 @@ import type { RunContext } from '../context.ts';
 import { isClientId } from '../../reference/core/index.ts';
 import { describe, errorCodeOf, isSuccess, type Exchange } from '../exchange.ts';
 import { expectBalance, expectError, expectServed, goodCard, probeCard, show, withBalanceUnchanged } from './helpers.ts';
-import { CheckFailure, SkipCheck, expect, type CheckDefinition } from './types.ts';
+import { CheckFailure, NotApplicable, SkipCheck, expect, type CheckDefinition } from './types.ts';
 
 interface PendingAuthentication {
   /** The card's client id, when the refusal named it (a v1 error body does not). */
@@ -94,7 +94,7 @@ export function authenticationSupport(ctx: RunContext): Promise<AuthenticationSu
 async function requireAuthentication(ctx: RunContext): Promise<void> {
   const support = await authenticationSupport(ctx);
   if (support.implemented === false) {
-    throw new SkipCheck(`the target does not implement card authentication (${support.evidence}, AUTH-4); see 9/without-extension-ignores-payment-intent`);
+    throw new NotApplicable(`the target does not implement card authentication (${support.evidence}, AUTH-4); see 9/without-extension-ignores-payment-intent`);
   }
   if (support.implemented === undefined) throw new SkipCheck(`cannot tell whether the target implements card authentication (${support.evidence})`);
 }
@@ -109,7 +109,7 @@ export const authenticationChecks: CheckDefinition[] = [
     async run(ctx) {
       const { response } = await startAuthentication(ctx);
       if (errorCodeOf(response) === 'payment_failed') {
-        throw new SkipCheck('the target answers payment_failed: it does not implement the authentication extension (AUTH-4)');
+        throw new NotApplicable('the target answers payment_failed: it does not implement the authentication extension (AUTH-4)');
       }
       expectError(response, 'authentication_required', `a top-up with ${ctx.options.cards.authentication}`);
       const answer = response.answer;
@@ -141,7 +141,7 @@ export const authenticationChecks: CheckDefinition[] = [
     async run(ctx) {
       const { response, pending } = await startAuthentication(ctx);
       if (!pending) {
-        throw new SkipCheck(`the target gave no authentication_required with a nextActionUrl to complete (${describe(response)}); see 9/authentication-required-state`);
+        throw new NotApplicable(`the target gave no authentication_required with a nextActionUrl to complete (${describe(response)}); see 9/authentication-required-state`);
       }
       const completed = await completeAuthentication(pending.nextActionUrl, ctx.options.timeoutMs);
       if (completed !== true) throw new SkipCheck(completed);
@@ -220,7 +220,7 @@ export const authenticationChecks: CheckDefinition[] = [
     requirement: 'AUTH-4',
     async run(ctx) {
       const support = await authenticationSupport(ctx);
-      if (support.implemented === true) throw new SkipCheck('the target implements card authentication: AUTH-4 binds servers without it');
+      if (support.implemented === true) throw new NotApplicable('the target implements card authentication: AUTH-4 binds servers without it');
       // Another answer may be the backend's doing (one that never asks for authentication): nothing to judge by.
       if (support.implemented === undefined) throw new SkipCheck(`cannot tell whether the target implements card authentication (${support.evidence})`);
       const { amount } = ctx.accept;

@@ -5,7 +5,7 @@
 import { DISCOVERY_PATH } from '../../reference/core/index.ts';
 import { describe } from '../exchange.ts';
 import { show } from './helpers.ts';
-import { SkipCheck, expect, type CheckDefinition } from './types.ts';
+import { NotApplicable, SkipCheck, expect, type CheckDefinition } from './types.ts';
 
 export const discoveryChecks: CheckDefinition[] = [
   {
@@ -19,11 +19,11 @@ export const discoveryChecks: CheckDefinition[] = [
       // A server without the extension SHOULD answer 404 (DISC-1), and may answer another 4xx or a page of its own:
       // only a JSON answer says the target implements discovery (CONF-5).
       if (status !== undefined && status >= 400 && status < 500) {
-        throw new SkipCheck(`the target serves no discovery document (${DISCOVERY_PATH} answered ${status}): it does not implement the extension`);
+        throw new NotApplicable(`the target serves no discovery document (${DISCOVERY_PATH} answered ${status}): it does not implement the extension`);
       }
       const type = ctx.target.discovery.contentType ?? '';
       if (status === 200 && document === undefined && /^text\/html\b/i.test(type)) {
-        throw new SkipCheck(`${DISCOVERY_PATH} answered an HTML page, not a discovery document: the target does not implement the extension`);
+        throw new NotApplicable(`${DISCOVERY_PATH} answered an HTML page, not a discovery document: the target does not implement the extension`);
       }
       expect(document !== undefined, 'a discovery document that validates', error ?? 'none');
       expect(/^application\/json\b/i.test(type), 'Content-Type: application/json', `Content-Type: ${type || '(none)'}`);
@@ -37,7 +37,7 @@ export const discoveryChecks: CheckDefinition[] = [
     requirement: 'DISC-2',
     async run(ctx) {
       const document = ctx.target.discovery.document;
-      if (!document) throw new SkipCheck('no valid discovery document (see 12/discovery-document-validates)');
+      if (!document) throw new NotApplicable('no valid discovery document (see 12/discovery-document-validates)');
       for (const route of document.routes) {
         // Fill path parameters with a harmless value: the price does not depend on it.
         const path = route.path.replace(/:[A-Za-z0-9_]+/g, 'conformance');
@@ -61,7 +61,7 @@ export const discoveryChecks: CheckDefinition[] = [
     requirement: 'DISC-3',
     async run(ctx) {
       const document = ctx.target.discovery.document;
-      if (!document) throw new SkipCheck('no valid discovery document (see 12/discovery-document-validates)');
+      if (!document) throw new NotApplicable('no valid discovery document (see 12/discovery-document-validates)');
       const text = JSON.stringify(document);
       const leak = /\b(sk|rk)_(test|live)_\w+|\bwhsec_\w+|\b[0-9a-f]{64}\b/.exec(text);
       expect(leak === null, 'nothing a challenge would not show', leak ? `"${leak[0]}"` : '');

@@ -8,7 +8,7 @@ import { base64Decode, decodeHeaderObject, encodeHeader, MAX_PAYMENT_HEADER_LENG
 import { describe, describeWithRequest, errorCodeOf, headerValue, isSuccess } from '../exchange.ts';
 import { JUNK_CLASSES, encodeText, paddedHeader, spacedJson } from '../payloads.ts';
 import { expectBalance, expectError, expectServed, probeCard, refusesEveryVariant, withBalanceUnchanged } from './helpers.ts';
-import { CheckFailure, Prerequisite, SkipCheck, expect, type CheckDefinition } from './types.ts';
+import { CheckFailure, NotApplicable, Prerequisite, SkipCheck, expect, type CheckDefinition } from './types.ts';
 
 const STANDARD_PADDED = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/;
 
@@ -98,7 +98,7 @@ export const encodingChecks: CheckDefinition[] = [
     async run(ctx) {
       const response = await ctx.send({ headers: { origin: 'https://conformance.example' } });
       if (headerValue(response.headers, 'access-control-allow-origin') === undefined) {
-        throw new SkipCheck('the target does not answer cross-origin requests (no Access-Control-Allow-Origin)');
+        throw new NotApplicable('the target does not answer cross-origin requests (no Access-Control-Allow-Origin)');
       }
       const exposed = (headerValue(response.headers, 'access-control-expose-headers') ?? '').toLowerCase().split(/\s*,\s*/);
       const missing = ['payment-required', 'payment-response'].filter((h) => !exposed.includes(h) && !exposed.includes('*'));
@@ -122,7 +122,7 @@ export const encodingChecks: CheckDefinition[] = [
         },
       });
       if (headerValue(response.headers, 'access-control-allow-origin') === undefined) {
-        throw new SkipCheck('the target does not allow cross-origin requests (no Access-Control-Allow-Origin on the preflight)');
+        throw new NotApplicable('the target does not allow cross-origin requests (no Access-Control-Allow-Origin on the preflight)');
       }
       expect(response.status !== 402 && response.status < 400, 'a preflight answered without payment (2xx)', describe(response));
       const allowed = (headerValue(response.headers, 'access-control-allow-headers') ?? '').toLowerCase().split(/\s*,\s*/);

@@ -7,7 +7,7 @@ import { isDeepStrictEqual } from 'node:util';
 import { decodeHeaderObject, deriveClientId, isClientId } from '../../reference/core/index.ts';
 import { describe, isSuccess, type Exchange } from '../exchange.ts';
 import { expectError, goodCard, probeCard, refusesEveryVariant, withBalanceUnchanged } from './helpers.ts';
-import { CheckFailure, Prerequisite, SkipCheck, expect, type CheckDefinition } from './types.ts';
+import { CheckFailure, NotApplicable, Prerequisite, SkipCheck, expect, type CheckDefinition } from './types.ts';
 
 /** Response header fields that legitimately differ between two identical answers. */
 const VOLATILE_HEADERS = new Set(['date', 'connection', 'keep-alive', 'x-request-id', 'x-response-time', 'request-id', 'age', 'server-timing']);
@@ -104,8 +104,8 @@ export const identityChecks: CheckDefinition[] = [
     requirement: 'CID-1',
     async run(ctx) {
       const secret = ctx.options.serverSecret;
-      if (!secret) throw new SkipCheck('needs the server secret (--server-secret)');
-      if (!ctx.backend) throw new SkipCheck('needs the Stripe backend to read card fingerprints (--stripe-url, --stripe-key)');
+      if (!secret) throw new NotApplicable('needs the server secret (--server-secret)');
+      if (!ctx.backend) throw new NotApplicable('needs the Stripe backend to read card fingerprints (--stripe-url, --stripe-key)');
       for (const card of ctx.options.cards.good.slice(0, 3)) {
         const { clientId } = await ctx.identify(card);
         const fingerprint = await ctx.backend.fingerprint(card);

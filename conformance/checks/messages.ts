@@ -13,7 +13,7 @@ import {
   refusesEveryVariant,
   show,
 } from './helpers.ts';
-import { SkipCheck, expect, type CheckDefinition } from './types.ts';
+import { NotApplicable, SkipCheck, expect, type CheckDefinition } from './types.ts';
 import type { RunContext } from '../context.ts';
 
 /** Sends each payload, around a funded and an unfunded client, and expects every one refused with the given code. */
@@ -276,7 +276,7 @@ export const messageChecks: CheckDefinition[] = [
         // as if the member were absent does not implement it. One that offers several must.
         const probe = await ctx.spend(await spendableClient(ctx), undefined, { currency: other });
         if (isSuccess(probe.status)) {
-          throw new SkipCheck(`the target offers one currency and served a payload naming ${other} as if it carried no currency: it does not implement the currency member (an extension, CONF-5)`);
+          throw new NotApplicable(`the target offers one currency and served a payload naming ${other} as if it carried no currency: it does not implement the currency member (an extension, CONF-5)`);
         }
       }
       await rejectsAll(ctx, (clientId) => [

@@ -6,7 +6,7 @@
 import type { RunContext } from '../context.ts';
 import { describe, isSuccess, type Exchange } from '../exchange.ts';
 import { expectNotServed, probeCard, withBalanceUnchanged } from './helpers.ts';
-import { SkipCheck, expect, type CheckDefinition } from './types.ts';
+import { expect, NotApplicable, SkipCheck, type CheckDefinition } from './types.ts';
 
 /** The path of the paid route without its query, and its query (with "?"), for building variants. */
 function split(ctx: RunContext): { path: string; query: string } {
@@ -48,7 +48,7 @@ function variantCheck(slug: string, title: string, build: (path: string) => Arra
     async run(ctx) {
       const { path, query } = split(ctx);
       const variants = [...new Set(build(path).filter((v): v is string => v !== undefined && v !== path))];
-      if (variants.length === 0) throw new SkipCheck(`the path ${path} has no such variant`);
+      if (variants.length === 0) throw new NotApplicable(`the path ${path} has no such variant`);
       for (const variant of variants) {
         await expectVariantNotServed(ctx, await ctx.send({ path: variant + query }), `${ctx.route().method} ${variant + query}`);
       }
@@ -102,7 +102,7 @@ export const paywallChecks: CheckDefinition[] = [
     severity: 'must',
     requirement: 'PAY-2',
     async run(ctx) {
-      if (ctx.route().method !== 'GET') throw new SkipCheck('the paid route is not a GET');
+      if (ctx.route().method !== 'GET') throw new NotApplicable('the paid route is not a GET');
       const response = await ctx.send({ method: 'HEAD' });
       const challenged = response.status === 402 && response.paymentRequiredRaw !== undefined;
       expect(challenged || response.status === 405, 'HTTP 402 with payment-required, or 405', describe(response));

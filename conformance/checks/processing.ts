@@ -18,7 +18,7 @@ import {
   show,
   stepUnits,
 } from './helpers.ts';
-import { CheckFailure, SkipCheck, expect, type CheckDefinition } from './types.ts';
+import { CheckFailure, expect, NotApplicable, SkipCheck, type CheckDefinition } from './types.ts';
 
 /** The number of this run's PaymentIntents for a client (by metadata or reported chargeId), or undefined without a backend. */
 async function chargesCount(ctx: RunContext, clientId: string): Promise<number | undefined> {
@@ -198,7 +198,7 @@ export const processingChecks: CheckDefinition[] = [
       const before = await chargesCount(ctx, clientId);
       // One charge step below (UNIT-7), so that only the minimum is wrong with the amount.
       const step = stepUnits(ctx.accept.currency);
-      if (minTopUp - step < 1) throw new SkipCheck('no valid top-up lies below minTopUp');
+      if (minTopUp - step < 1) throw new NotApplicable('no valid top-up lies below minTopUp');
       const amounts = [...new Set([minTopUp - step, amount - step >= 1 ? amount - step : minTopUp - step])];
       for (const topUp of amounts) {
         const response = await ctx.payWithCard(card, topUp);
@@ -217,7 +217,7 @@ export const processingChecks: CheckDefinition[] = [
     requirement: 'PROC-5',
     async run(ctx) {
       const { maxTopUp } = ctx.accept;
-      if (maxTopUp === undefined) throw new SkipCheck('the route advertises no maxTopUp');
+      if (maxTopUp === undefined) throw new NotApplicable('the route advertises no maxTopUp');
       const card = topUpCard(ctx);
       const { clientId, remainder } = await ctx.uncovered(card);
       const before = await chargesCount(ctx, clientId);

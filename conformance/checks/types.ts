@@ -51,21 +51,36 @@ export interface PropertyDetails {
   commands?: string;
 }
 
-/** A check the target or the backend cannot support; `blocksLevel` when its absence means the level is not verified. */
+/**
+ * A check that did not run to a verdict. By default the rule applies to the
+ * target but the run could not verify it (cards, balance, prices, backend
+ * access or an option the tester did not give): its level is then not
+ * reached (CONF-6). Throw NotApplicable instead when the rule does not apply
+ * to the target at all.
+ */
 export class SkipCheck extends Error {
-  constructor(
-    readonly reason: string,
-    readonly blocksLevel = false,
-  ) {
+  constructor(readonly reason: string) {
     super(reason);
     this.name = 'SkipCheck';
+  }
+}
+
+/**
+ * A check whose rule does not apply to this target: an extension it does not
+ * implement (CONF-5), a variant its path does not have, an optional member it
+ * does not advertise. It does not keep a level from being reached.
+ */
+export class NotApplicable extends SkipCheck {
+  constructor(reason: string) {
+    super(reason);
+    this.name = 'NotApplicable';
   }
 }
 
 /** A check that cannot run because something it builds on (the challenge, a funded client) is broken; another check reports that. */
 export class Prerequisite extends SkipCheck {
   constructor(reason: string) {
-    super(reason, false);
+    super(reason);
     this.name = 'Prerequisite';
   }
 }

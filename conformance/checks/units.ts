@@ -8,7 +8,7 @@ import { METADATA_CLIENT_ID, METADATA_UNITS } from '../backend.ts';
 import type { Route } from '../context.ts';
 import { describe, errorCodeOf, isSuccess } from '../exchange.ts';
 import { expectBalance, expectServed, goodCard, probeCard, stepUnits } from './helpers.ts';
-import { CheckFailure, SkipCheck, expect, type CheckDefinition } from './types.ts';
+import { CheckFailure, expect, NotApplicable, SkipCheck, type CheckDefinition } from './types.ts';
 
 /**
  * Stripe's minimum charge per currency, in the smallest unit, for the
@@ -44,7 +44,7 @@ export const unitChecks: CheckDefinition[] = [
       const response = await ctx.payWithCard(card, topUp, undefined, { idempotencyKey: ctx.idempotencyKey() });
       if (!isSuccess(response.status) && (await ctx.backend?.stateless())) {
         // stripe-mock answers every top-up with its one fixture PaymentIntent (Table 8.2 metadata of one size): a server that checks it must refuse this one.
-        throw new SkipCheck(`the Stripe backend keeps no state (stripe-mock): its one PaymentIntent is a top-up of one size, so a top-up of ${topUp} units cannot succeed there (${describe(response)})`, true);
+        throw new SkipCheck(`the Stripe backend keeps no state (stripe-mock): its one PaymentIntent is a top-up of one size, so a top-up of ${topUp} units cannot succeed there (${describe(response)})`);
       }
       const answer = expectServed(response, `a top-up of ${topUp} units`);
       expect(answer.chargeId !== undefined, 'a charge (chargeId)', describe(response));
@@ -149,7 +149,7 @@ export const unitChecks: CheckDefinition[] = [
     requirement: 'UNIT-6',
     async run(ctx) {
       const known = ctx.route().challenge.accepts.filter((a) => STRIPE_MINIMUM_CHARGE[a.currency] !== undefined);
-      if (known.length === 0) throw new SkipCheck('the suite does not know Stripe\'s minimum for the route\'s currencies');
+      if (known.length === 0) throw new NotApplicable('the suite does not know Stripe\'s minimum for the route\'s currencies');
       for (const entry of known) {
         const minimum = STRIPE_MINIMUM_CHARGE[entry.currency]!;
         const charge = unitsToMinor(entry.minTopUp, entry.currency);
@@ -177,7 +177,7 @@ export const unitChecks: CheckDefinition[] = [
     async run(ctx) {
       const home = ctx.route();
       const other = otherCurrencyRoute(ctx.route(), ctx.target.discovery.document?.routes ?? [], ctx.options.failingRoute);
-      if (!other) throw new SkipCheck('the target offers one currency (no second accepts entry or discovery route)');
+      if (!other) throw new NotApplicable('the target offers one currency (no second accepts entry or discovery route)');
       const foreign = await resolveForeign(ctx, other);
       const { clientId, balance } = await ctx.fund(probeCard(ctx), home.accept.amount * 2);
       // Spend the foreign balance, if any, down: with the home balance untouched throughout.

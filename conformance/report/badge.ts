@@ -1,8 +1,11 @@
 /**
  * The conformance badge: a flat SVG written by hand (no network, no font
  * files) and a shields.io endpoint JSON, both generated from the JSON report
- * alone. The message names the spec version, the level reached and the date,
- * e.g. "stripe402 v1 | ledger · 2026-11-22".
+ * alone. The message names the spec version, the level reached (under
+ * `--profile v1` marked as such), the number of required checks left
+ * unverified when there are any, and the date, e.g.
+ * "stripe402 v1 | ledger · 2026-11-22" or
+ * "stripe402 v1 | core · 12 unverified · 2026-11-22".
  */
 import type { ConformanceReport } from '../../reference/core/index.ts';
 import { xmlEscape } from './junit.ts';
@@ -24,8 +27,13 @@ const COLORS: Record<ConformanceReport['levelReached'], string> = {
 /** The badge text and colour for a report. */
 export function badgeContent(report: ConformanceReport): BadgeContent {
   const date = report.startedAt.slice(0, 10);
-  const level = report.levelReached === 'none' ? 'failing' : report.levelReached;
-  return { label: `stripe402 v${report.specVersion}`, message: `${level} · ${date}`, color: COLORS[report.levelReached] };
+  const failing = report.levelReached === 'none' && (report.summary.defects ?? report.summary.failed) > 0;
+  const level = report.partial ? 'partial run' : report.levelReached === 'none' ? (failing ? 'failing' : 'none') : report.levelReached;
+  const parts = [report.profile === 'v1' ? `v1 profile ${level}` : level];
+  const unverified = report.unverified?.length ?? 0;
+  if (unverified > 0) parts.push(`${unverified} unverified`);
+  parts.push(date);
+  return { label: `stripe402 v${report.specVersion}`, message: parts.join(' · '), color: COLORS[report.partial ? 'none' : report.levelReached] };
 }
 
 /** The shields.io endpoint document (https://shields.io/badges/endpoint-badge). */

@@ -1,7 +1,9 @@
 /**
  * The machine-readable reports: JUnit stays well-formed whatever the text it
  * carries (markup characters, control characters), failures and non-strict
- * failures land where CI tools look for them, and the badge and its
+ * failures land where CI tools look for them, a required check left
+ * unverified fails like a defect in every form, a v1-profile run keeps its
+ * spec-strict differences apart from its defects, and the badge and its
  * shields.io endpoint say the spec version, the level reached and the date.
  */
 import { describe, expect, it } from 'vitest';
@@ -27,7 +29,7 @@ function check(id: string, status: CheckResult['status'], severity: CheckResult[
   };
 }
 
-function report(levelReached: ConformanceReport['levelReached'], checks: CheckResult[], strict = false): ConformanceReport {
+function report(levelReached: ConformanceReport['levelReached'], checks: CheckResult[], strict = false, extra: Partial<ConformanceReport> = {}): ConformanceReport {
   const value: ConformanceReport = {
     tool: { name: 'stripe402-conformance', version: '0.1.0' },
     specVersion: 1,
@@ -44,6 +46,7 @@ function report(levelReached: ConformanceReport['levelReached'], checks: CheckRe
       skipped: checks.filter((c) => c.status === 'skipped').length,
     },
     checks,
+    ...extra,
   };
   expect(validateConformanceReport(value).ok).toBe(true);
   return value;
@@ -54,7 +57,7 @@ const sample = () =>
     check('3/a', 'passed', 'must'),
     check('3/b', 'failed', 'must', { expected: nasty, actual: nasty, property: { seed: 7, path: '1:2', counterexample: nasty, replay: 'npx conformance --seed 7' } }),
     check('4/c', 'failed', 'should', { expected: 'x', actual: 'y' }),
-    check('4/d', 'skipped', 'must', { reason: nasty }),
+    check('4/d', 'skipped', 'must', { reason: nasty, skipKind: 'not-applicable' }),
     check('13/e', 'info', 'info', { reason: 'observed' }),
   ]);
 
@@ -119,5 +122,73 @@ describe('the text report', () => {
     expect(text).toContain('(SHOULD, non-strict)');
     expect(text).toContain('Failures:\n  3/b (ENC-5, MUST)\n  4/c (ENC-5, SHOULD)');
     expect(text).toContain('1 passed, 2 failed, 1 skipped in 1.5 s');
+  });
+});
+
+/** A run at level ledger whose ledger check could not run for want of a Stripe backend. */
+const unverifiedRun = () =>
+  report('core', [check('3/a', 'passed', 'must'), check('11/x', 'skipped', 'must', { level: 'ledger', reason: 'needs access to the Stripe backend', skipKind: 'unverified' })], false, {
+    unverified: ['11/x'],
+  });
+
+/** A v1-profile run with one spec-strict difference and one money defect. */
+const v1Run = () =>
+  report(
+    'none',
+    [
+      check('3/a', 'passed', 'must', { category: 'v1' }),
+      check('3/rejects-stray-characters', 'failed', 'must', { category: 'strict', expected: 'invalid_payment', actual: 'HTTP 200' }),
+      check('7/head-not-served', 'failed', 'must', { category: 'safety', expected: 'the challenge', actual: 'HTTP 200' }),
+    ],
+    false,
+    { profile: 'v1' },
+  );
+
+describe('a required check left unverified', () => {
+  it('is a <failure> of type unverified in JUnit, not a <skipped>', () => {
+    const xml = parseXml(renderJUnit(unverifiedRun()));
+    const ledger = xml.children[1]!.children[0]!;
+    expect(ledger.children.find((c) => c.name === 'failure')!.attributes.type).toBe('unverified');
+    expect(xml.attributes.failures).toBe('1');
+  });
+
+  it('is listed in the text with its reason, and the level line says how many', () => {
+    const text = renderText(unverifiedRun());
+    expect(text).toContain('? 11/x');
+    expect(text).toContain('Unverified (1 required checks did not run; their levels are not reached):\n  11/x (ENC-5, ledger): needs access to the Stripe backend');
+    expect(text).toContain('level reached: core (1 unverified)');
+  });
+
+  it('is counted on the badge next to the level reached', () => {
+    expect(shieldsEndpoint(unverifiedRun()).message).toBe('core · 1 unverified · 2026-11-22');
+  });
+
+  it('is not confused with a check that does not apply, which stays <skipped>', () => {
+    const xml = parseXml(renderJUnit(sample()));
+    expect(xml.children[1]!.children[1]!.children[0]!.attributes.message).toMatch(/^not applicable: /);
+  });
+});
+
+describe('a v1-profile report', () => {
+  it('keeps spec-strict differences out of the JUnit failures and marks them in system-out', () => {
+    const xml = parseXml(renderJUnit(v1Run()));
+    expect(xml.attributes.failures).toBe('1');
+    const [encoding, paywall] = xml.children as [typeof xml, typeof xml];
+    const strict = encoding.children[1]!;
+    expect(strict.children.map((c) => c.name)).toEqual(['properties', 'system-out']);
+    expect(strict.children[1]!.text).toMatch(/^spec-strict difference from v1/);
+    expect(paywall.children[0]!.children.map((c) => c.name)).toEqual(['properties', 'failure']);
+  });
+
+  it('lists defects and spec-strict differences apart in the text', () => {
+    const text = renderText(v1Run());
+    expect(text).toContain('· profile v1 ·');
+    expect(text).toContain('Failures:\n  7/head-not-served (ENC-5, MUST, safety)\n');
+    expect(text).toContain('Spec-strict differences (1; not defects under profile v1):\n  3/rejects-stray-characters (ENC-5)');
+    expect(text).toContain('≠ 3/rejects-stray-characters');
+  });
+
+  it('says v1 profile on the badge', () => {
+    expect(badgeContent(report('ledger', [check('3/a', 'passed', 'must')], false, { profile: 'v1' })).message).toBe('v1 profile ledger · 2026-11-22');
   });
 });

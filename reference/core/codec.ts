@@ -169,7 +169,8 @@ export function decodePaymentHeader(raw: string | readonly string[] | null | und
     if (raw.length !== 1) return fail('invalid_payment', 'the payment header was sent more than once');
     raw = raw[0]!;
   }
-  if (raw.length > MAX_PAYMENT_HEADER_LENGTH) {
+  // ENC-8: counted without surrounding SP/HTAB, which RFC 9110 keeps out of a field value and stacks strip or keep.
+  if (raw.replace(/^[ \t]+|[ \t]+$/g, '').length > MAX_PAYMENT_HEADER_LENGTH) {
     return fail('invalid_payment', `the payment header is longer than ${MAX_PAYMENT_HEADER_LENGTH} characters`);
   }
   if (raw.includes(',')) return fail('invalid_payment', 'the payment header was sent more than once');

@@ -40,9 +40,21 @@ export interface ConformanceReport {
    */
   level: "core" | "ledger" | "extensions" | "all";
   /**
-   * The highest level whose every required (MUST) check passed, counting levels in order core, ledger, extensions.
+   * What the target was judged by: spec (every check counts) or v1 (what stripe402 v1 promises plus the money and safety rules; spec-strict differences are reported apart and do not count). Absent means spec.
+   */
+  profile?: "spec" | "v1";
+  /**
+   * The highest level, counting in order core, ledger, extensions, whose every required check that counts under the profile ran and passed, or does not apply to the target (CONF-6). A level with a required check skipped as unverified, or not wholly selected by --only, is not reached.
    */
   levelReached: "none" | "core" | "ledger" | "extensions";
+  /**
+   * Ids of the required checks that count under the profile and were skipped as unverified (for want of cards, balance, prices, backend access or a tester option). Each keeps its level from being reached and makes the run exit 1.
+   */
+  unverified?: string[];
+  /**
+   * True when --only selected part of the requested levels: no level is claimed.
+   */
+  partial?: boolean;
   /**
    * The fast-check seed of the run; replays every property.
    */
@@ -64,6 +76,22 @@ export interface ConformanceReport {
      */
     nonStrict?: number;
     info?: number;
+    /**
+     * Required checks skipped as unverified (the length of unverified).
+     */
+    unverified?: number;
+    /**
+     * Skipped checks whose rule does not apply to the target.
+     */
+    notApplicable?: number;
+    /**
+     * Failed required checks that count under the profile: they fail the run.
+     */
+    defects?: number;
+    /**
+     * Under the v1 profile: failed checks of the strict category, reported apart and never counted as defects.
+     */
+    strictDifferences?: number;
   };
   checks: CheckResult[];
 }
@@ -82,6 +110,14 @@ export interface CheckResult {
     text: string;
   };
   status: "passed" | "failed" | "skipped" | "info";
+  /**
+   * For a skipped check: unverified (the rule applies but the run could not verify it; its level is not reached) or not-applicable (the rule does not apply to this target, e.g. an extension it does not implement).
+   */
+  skipKind?: "unverified" | "not-applicable";
+  /**
+   * The check's class in the profile table: v1 (a promise of stripe402 v1), safety (protects money or safety whatever the version) or strict (this specification is stricter than v1). A strict check that failed on a 5xx answer is safety.
+   */
+  category?: "v1" | "safety" | "strict";
   durationMs: number;
   expected?: string;
   actual?: string;
@@ -225,7 +261,7 @@ export interface PaymentResponse {
    */
   success: boolean;
   /**
-   * The PaymentIntent id, present only when this request charged the card (PROC-9).
+   * The PaymentIntent this request credited, present exactly when this request credited one: a top-up it charged, or a resumed top-up (AUTH-2) whose first credit it made; absent when a webhook, recovery or an earlier request credited it (PROC-9).
    */
   chargeId?: string;
   /**
@@ -247,7 +283,7 @@ export interface PaymentResponse {
    */
   paymentIntentId?: string;
   /**
-   * Extension: where the card holder completes authentication (AUTH-1).
+   * Extension: where the card holder completes authentication (AUTH-1): the absolute URL the Stripe backend gave, unchanged; https from Stripe, http possible from a test backend on loopback.
    */
   nextActionUrl?: string;
   currency?: Currency;

@@ -90,16 +90,16 @@ describe('rate limits on the reference server', () => {
     server = await startTestServer(store.ledger, emulator, { trustedProxies: ['127.0.0.1'] });
     const before = emulator.state.paymentIntents().length;
     const answers: PaidResponse[] = [];
-    for (let i = 0; i < 50; i++) {
+    for (let i = 0; i < 60; i++) {
       answers.push(await request(`${server.url}/api/joke`, { payment: { ...V, paymentMethodId: DECLINING_CARDS[i % DECLINING_CARDS.length] }, headers: from('203.0.113.7') }));
     }
     const declined = answers.filter((a) => a.payment?.errorCode === 'card_declined' || a.payment?.errorCode === 'payment_failed');
     const limited = answers.filter((a) => a.payment?.errorCode === 'rate_limited');
-    // The default burst of charge attempts per source is 32 (limits.ts).
-    expect(declined).toHaveLength(32);
-    expect(limited).toHaveLength(18);
+    // The default burst of charge attempts per source is 48 (limits.ts).
+    expect(declined).toHaveLength(48);
+    expect(limited).toHaveLength(12);
     for (const answer of limited) expectLimited(answer);
-    expect(emulator.state.paymentIntents().length - before).toBeLessThanOrEqual(32);
+    expect(emulator.state.paymentIntents().length - before).toBeLessThanOrEqual(48);
 
     // Another address pays and spends as if nothing happened.
     const paid = await request(`${server.url}/api/joke`, { payment: { ...V, paymentMethodId: VISA }, headers: from('198.51.100.4') });
@@ -122,15 +122,15 @@ describe('rate limits on the reference server', () => {
 
   it('never limits a paying client by its own top-ups and spends', async () => {
     server = await startTestServer(store.ledger, emulator);
-    // 40 requests with the card: each either spends the balance or tops up, every one served; the default burst is 32.
+    // 60 requests with the card: each either spends the balance or tops up, every one served; the default burst is 48.
     let charges = 0;
-    for (let i = 0; i < 40; i++) {
+    for (let i = 0; i < 60; i++) {
       const answer = await request(`${server.url}/api/joke`, { payment: { ...V, paymentMethodId: VISA, idempotencyKey: `paying-client-${i}-${randomBytes(4).toString('hex')}` } });
       expect(answer.status).toBe(200);
       if (answer.payment!.chargeId) charges++;
     }
     // A top-up of minTopUp pays for 5 jokes at the test prices.
-    expect(charges).toBe(8);
+    expect(charges).toBe(12);
   });
 
   it('serves 32 concurrent top-ups of one card from one address, charging once', async () => {
@@ -169,6 +169,16 @@ describe('rate limits on the reference server', () => {
     expect(owner.payment!.creditsRemaining).toBe(balance - 10_000);
   });
 
+  it('gives a charge attempt back when the top-up amount is refused, but not when the card is', async () => {
+    server = await startTestServer(store.ledger, emulator, { trustedProxies: ['127.0.0.1'], rateLimits: { chargeAttemptsPerSource: { burst: 2, perMinute: 1 } } });
+    const send = (paymentMethodId: string, topUpAmount?: number) =>
+      request(`${server!.url}/api/joke`, { payment: { ...V, paymentMethodId, ...(topUpAmount ? { topUpAmount } : {}) }, headers: from('203.0.113.90') });
+    for (let i = 0; i < 5; i++) expect((await send('pm_card_discover', 1)).payment!.errorCode).toBe('top_up_below_minimum');
+    expect((await send(DECLINING)).payment!.errorCode).toBe('card_declined');
+    expect((await send(DECLINING_CARDS[1]!)).payment!.errorCode).toBe('card_declined');
+    expectLimited(await send('pm_card_discover', 1));
+  });
+
   it('leaves no succeeded PaymentIntent uncredited and none credited twice', async () => {
     expect(await expectEveryChargeCreditedOnce(emulator, store.ledger)).toBeGreaterThan(0);
   });
@@ -186,12 +196,12 @@ describe('rate limits on the reference server', () => {
   it('bounds the Stripe calls of random PaymentMethod ids by the charge-attempt limit', async () => {
     server = await startTestServer(store.ledger, emulator, { trustedProxies: ['127.0.0.1'] });
     const stripeRequests = countStripeRequests(emulator);
-    for (let i = 0; i < 60; i++) {
+    for (let i = 0; i < 70; i++) {
       const answer = await request(`${server.url}/api/joke`, { payment: { ...V, paymentMethodId: `pm_${randomBytes(12).toString('hex')}` }, headers: from('203.0.113.77') });
       expect(['invalid_payment', 'rate_limited']).toContain(answer.payment!.errorCode);
     }
-    // One PaymentMethod lookup per attempt, 32 attempts at most.
-    expect(stripeRequests()).toBeLessThanOrEqual(32);
+    // One PaymentMethod lookup per attempt, 48 attempts at most.
+    expect(stripeRequests()).toBeLessThanOrEqual(48);
   });
 
   it('refuses a top-up over the global Stripe budget before charging, and charges nothing', async () => {

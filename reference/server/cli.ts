@@ -69,7 +69,7 @@ export async function runServeCli(argv: string[]): Promise<void> {
     .option('--host <host>', 'address to bind (test mode: loopback only, unless --public-test-mode)', DEFAULT_HOST)
     .option('--public-test-mode', 'let test mode (no live key) listen on a non-loopback address: a shared demo that handles no real money')
     .option('--trusted-proxy <address>', 'a reverse proxy in front of this server that terminates TLS (repeatable); required for live keys on a non-loopback address; its X-Forwarded-For names the client for the rate limits', (value: string, list: string[]) => [...list, value], [] as string[])
-    .option('--ledger <url>', 'ledger: pglite:DIR, pglite:memory, postgres://..., redis://... (default pglite:<data-dir>/ledger)')
+    .option('--ledger <url>', 'ledger: pglite:DIR, pglite:memory, postgres://..., redis://..., redis-cluster://host:port,... (default pglite:<data-dir>/ledger)')
     .option('--ledger-schema <name>', 'PostgreSQL/PGlite schema of the ledger')
     .option('--ledger-prefix <prefix>', 'Redis key prefix of the ledger')
     .option('--data-dir <dir>', 'where the embedded ledger and the test-mode server secret live', DEFAULT_DATA_DIR)
@@ -191,7 +191,7 @@ export async function runServeCli(argv: string[]): Promise<void> {
 export async function runReconcileCli(argv: string[]): Promise<void> {
   const program = new Command('stripe402 reconcile')
     .description('Credit succeeded stripe402 top-ups (PaymentIntents with stripe402 metadata) that the ledger missed.')
-    .requiredOption('--ledger <url>', 'ledger URL: pglite:DIR, postgres://..., redis://...')
+    .requiredOption('--ledger <url>', 'ledger URL: pglite:DIR, postgres://..., redis://..., redis-cluster://host:port,...')
     .option('--ledger-schema <name>', 'PostgreSQL/PGlite schema of the ledger')
     .option('--ledger-prefix <prefix>', 'Redis key prefix of the ledger')
     .option('--stripe-url <url>', 'a Stripe-compatible API (the emulator); default api.stripe.com')

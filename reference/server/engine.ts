@@ -132,6 +132,9 @@ const DECODE_CACHE_MAX_LENGTH = 512;
 
 type Failure = { code: ErrorCode; message: string; clientId: string; balance: number; currency?: string; paymentIntentId?: string; nextActionUrl?: string };
 
+/** Refusals of a top-up's amount (step 5), which give a charge attempt back. */
+const AMOUNT_ERRORS: ReadonlySet<ErrorCode | undefined> = new Set(['top_up_below_minimum', 'top_up_above_maximum']);
+
 /** Thrown inside the engine when a budget is empty, always before the call it guards: the request ends in rate_limited (ERR-10). */
 class RateLimited extends Error {
   override name = 'RateLimited';
@@ -238,8 +241,9 @@ export class PaymentEngine {
     const limits: RequestLimits = { source, attempt: false };
     try {
       const decision = await this.pay(match, price, payload, context, limits);
-      // A charge attempt that ended paid gives its tokens back: paying never uses up a budget (SEC-7).
-      if (limits.attempt && decision.kind === 'serve') this.limiter.attemptPaid(limits.source, limits.card);
+      // A charge attempt that ended paid gives its tokens back: paying never uses up a budget (SEC-7). So does a top-up
+      // refused for its amount: a client's mistake, not card testing (its one Stripe call is the global budget's).
+      if (limits.attempt && (decision.kind === 'serve' || AMOUNT_ERRORS.has(decision.context.errorCode!))) this.limiter.attemptPaid(limits.source, limits.card);
       return decision;
     } catch (error) {
       if (error instanceof RateLimited) return this.limited(match, error.limited, context);

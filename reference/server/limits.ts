@@ -25,7 +25,7 @@ export interface BucketOptions {
 export interface RateLimitOptions {
   /** Requests per source whose client id does not cover the request (unknown ids and empty balances alike, CID-4), SEC-3. */
   unpaidClientIds?: BucketOptions | false;
-  /** Requests per source that make Stripe calls and do not end in a served request (declines, unusable PaymentMethods), SEC-7. */
+  /** Requests per source that make Stripe calls and do not end in a served request (declines, unusable PaymentMethods; not a refused top-up amount), SEC-7. */
   chargeAttemptsPerSource?: BucketOptions | false;
   /** The same, per card: the client id its fingerprint derives, SEC-7. */
   chargeAttemptsPerCard?: BucketOptions | false;
@@ -40,13 +40,13 @@ export interface RateLimitOptions {
  * once per top-up, and a charge attempt that fails is rare), far below what
  * card testing or id probing needs. A charge attempt holds its token while it
  * is in flight, so the per-source burst is also how many top-ups one address
- * may have in flight at once (32, the conformance suite's bursts included).
+ * may have in flight at once (the conformance suite's bursts of up to 32, after its own declines, included).
  * The Stripe budget stays under Stripe's default live-mode limit of 100
  * operations a second.
  */
 export const DEFAULT_RATE_LIMITS: Readonly<Record<'unpaidClientIds' | 'chargeAttemptsPerSource' | 'chargeAttemptsPerCard' | 'stripeCalls', Readonly<BucketOptions>>> = Object.freeze({
   unpaidClientIds: Object.freeze({ burst: 600, perMinute: 600 }),
-  chargeAttemptsPerSource: Object.freeze({ burst: 32, perMinute: 10 }),
+  chargeAttemptsPerSource: Object.freeze({ burst: 48, perMinute: 10 }),
   chargeAttemptsPerCard: Object.freeze({ burst: 10, perMinute: 10 }),
   stripeCalls: Object.freeze({ burst: 200, perMinute: 3_000 }),
 });

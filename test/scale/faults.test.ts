@@ -39,3 +39,22 @@ describe('invariants after a fault under load', () => {
     }, 150_000);
   }
 });
+
+describe('a Redis Cluster primary failing over under load', () => {
+  it('loses no acknowledged credit: charges equal credits, no balance is below zero, every journal sums to its balance', async () => {
+    const result = await runScenario({ ledger: 'redis-cluster', fault: 'failover-redis-primary', workers: 2, cards: 8, virtualClients: 16, durationMs: 6_000, maxRequests: 2_000 });
+    expect(result.faultDetail).toMatch(/kill -9 of the Redis primary on port \d+ .*its replica on port \d+ took over.*rejoined as its replica/);
+    // Every top-up answered with a chargeId was in the ledger before any webhook or reconcile ran.
+    expect(result.acknowledgedCreditsLost).toBe(0);
+    expect(result.invariants.negative).toEqual([]);
+    expect(result.invariants.journalMismatch).toEqual([]);
+    expect(result.invariants.duplicateCredits).toEqual([]);
+    expect(result.invariants.conservation).toEqual([]);
+    expect(result.invariants.succeededPaymentIntents).toBe(result.invariants.creditedTopUps);
+    // Served requests were all paid for: no acknowledged spend was lost either (LEDG-7).
+    expect(result.problems).toEqual([]);
+    expect(result.load.served).toBeGreaterThan(50);
+    expect(result.load.topUps.succeeded).toBeGreaterThan(5);
+    expect(result.spentUnserved).toBeLessThanOrEqual(result.load.unknownUnits);
+  }, 150_000);
+});

@@ -29,6 +29,7 @@ const FAULT_LEDGERS: Record<FaultName, SharedLedgerKind[]> = {
   'stripe-timeout': ['redis'],
   'stripe-lost-response': ['postgres'],
   'webhook-replay': ['redis'],
+  'failover-redis-primary': ['redis-cluster'],
 };
 
 function markdownTable(header: string[], rows: string[][]): string {
@@ -62,6 +63,7 @@ async function main(argv: string[]): Promise<boolean> {
       for (const kind of ledger ? [ledger] : FAULT_LEDGERS[fault]) {
         if (fault === 'restart-redis' && kind !== 'redis') continue;
         if (fault === 'drop-postgres' && kind !== 'postgres') continue;
+        if (fault === 'failover-redis-primary' && kind !== 'redis-cluster') continue;
         const result = await runScenario({ ledger: kind, fault, workers, cards: 15, virtualClients: 48, durationMs, maxRequests, log: (line) => console.error(line) });
         ok &&= result.ok;
         results.push(result);

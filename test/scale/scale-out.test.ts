@@ -1,6 +1,7 @@
 /**
  * Scale-out, the CI-sized part: reference-server processes sharing one
- * PostgreSQL ledger, and again one Redis ledger, with group commit on (the
+ * PostgreSQL ledger, and again one Redis ledger and one Redis Cluster
+ * ledger (three primaries, three replicas), with group commit on (the
  * default). A race of concurrent spends is checked to the unit, and a mixed
  * load of spends, top-ups, failing requests and unknown client ids ends
  * with every ledger invariant holding. The long variants run on demand:
@@ -13,6 +14,7 @@ import { runSpendRace } from './spend-race.ts';
 describe.each([
   { ledger: 'postgres' as const, workers: 2 },
   { ledger: 'redis' as const, workers: 2 },
+  { ledger: 'redis-cluster' as const, workers: 2 },
   // PGlite is one process's database: the same race, on one process.
   { ledger: 'pglite' as const, workers: 1 },
 ])('$ledger ledger, $workers server processes', ({ ledger, workers }) => {
@@ -27,7 +29,7 @@ describe.each([
   }, 120_000);
 });
 
-describe.each([{ ledger: 'postgres' as const }, { ledger: 'redis' as const }])('mixed load on two processes sharing a $ledger ledger', ({ ledger }) => {
+describe.each([{ ledger: 'postgres' as const }, { ledger: 'redis' as const }, { ledger: 'redis-cluster' as const }])('mixed load on two processes sharing a $ledger ledger', ({ ledger }) => {
   it('holds every invariant: no balance below zero, balance = journal, charges = credits, served = paid', async () => {
     const result = await runScenario({ ledger, fault: 'none', workers: 2, cards: 10, virtualClients: 20, durationMs: 4_000, maxRequests: 2_500 });
     expect(result.problems).toEqual([]);

@@ -28,9 +28,11 @@ import { startFleet, killIfOurs, type Fleet } from './fleet.ts';
 import { checkInvariants, summarizeInvariants, type InvariantReport } from './invariants.ts';
 import { describeLoad, runLoad, type LoadRoute, type LoadStats } from './load.ts';
 import { createCards } from './protocol.ts';
+import calculateSlot from 'cluster-key-slot';
+import { accountKeyBase } from '../../reference/server/ledger/redis.ts';
 import { freePort, ledgerTarget, startPrivateRedis, terminatePostgresConnections, type LedgerTarget, type PrivateRedis } from './services.ts';
 
-export type SharedLedgerKind = 'postgres' | 'redis';
+export type SharedLedgerKind = 'postgres' | 'redis' | 'redis-cluster';
 
 export const FAULTS = [
   'none',
@@ -41,6 +43,7 @@ export const FAULTS = [
   'stripe-timeout',
   'stripe-lost-response',
   'webhook-replay',
+  'failover-redis-primary',
 ] as const;
 export type FaultName = (typeof FAULTS)[number];
 
@@ -77,6 +80,8 @@ export interface ScenarioResult {
   load: LoadStats;
   /** PaymentIntents reconcile credited after the load (charges no client retry or webhook had credited). */
   reconciled: number;
+  /** Top-ups answered with a chargeId whose PaymentIntent the ledger did not hold once the load ended (before webhooks and reconcile). */
+  acknowledgedCreditsLost: number;
   webhookDeliveries: number;
   invariants: InvariantReport;
   /** Problems of the client-side checks (LEDG-7, unknown ids, protocol answers). */
@@ -111,7 +116,7 @@ function atMoments(durationMs: number, fractions: number[], action: (index: numb
 
 function planFault(
   fault: FaultName,
-  context: { emulator: Emulator; fleet: Fleet; target: LedgerTarget; redis?: PrivateRedis; durationMs: number },
+  context: { emulator: Emulator; fleet: Fleet; target: LedgerTarget; redis?: PrivateRedis; durationMs: number; clientIds: string[] },
 ): FaultPlan {
   const { emulator, fleet, target, durationMs } = context;
   const detail: string[] = [];
@@ -156,6 +161,42 @@ function planFault(
         );
       });
       return { detail, tick, finish: async () => void (await Promise.all(background)) };
+    }
+    case 'failover-redis-primary': {
+      // The primary holding the first client's account is killed (SIGKILL)
+      // while paid requests and top-ups run; its replica takes over after
+      // the cluster's node timeout, and the killed node is started again a
+      // second later, as a supervisor would, to rejoin as its replica. Until
+      // then that shard has no replica to hold a credit, so its credits wait
+      // and fail (503), and clients repeat their top-ups. Slow charges keep
+      // top-ups in flight.
+      const cluster = target.cluster!;
+      emulator.faults.arm({ match: chargePath, kind: 'latency', ms: 50, times: 'unlimited' });
+      const slot = calculateSlot(accountKeyBase(target.keyPrefix!, { currency: 'usd', clientId: context.clientIds[0]! }));
+      const tick = atMoments(durationMs, [0.3], () => {
+        background.push(
+          (async () => {
+            const primary = await cluster.primaryOf(slot);
+            const replica = await cluster.replicaOf(primary);
+            const killedAt = Date.now();
+            await cluster.kill(primary);
+            detail.push(`kill -9 of the Redis primary on port ${primary} (slot ${slot})`);
+            await cluster.waitForPrimary(replica);
+            detail.push(`its replica on port ${replica} took over ${((Date.now() - killedAt) / 1000).toFixed(1)} s later`);
+            await sleep(1_000);
+            await cluster.restart(primary);
+            detail.push(`the killed node rejoined as its replica ${((Date.now() - killedAt) / 1000).toFixed(1)} s after the kill`);
+          })(),
+        );
+      });
+      return {
+        detail,
+        tick,
+        finish: async () => {
+          emulator.faults.clear();
+          await Promise.all(background);
+        },
+      };
     }
     case 'drop-postgres': {
       const tick = atMoments(durationMs, [0.25, 0.5, 0.75], () => {
@@ -270,7 +311,14 @@ export async function runScenario(options: ScenarioOptions): Promise<ScenarioRes
     );
     const cards = await createCards(emulator.stripe(), serverSecret, options.cards);
     emulator.setWebhook({ url: `${fleet.url}/stripe402/webhook`, secret: webhookSecret, retryDelaysMs: [200, 1_000, 2_000] });
-    const plan = planFault(options.fault, { emulator, fleet, target, ...(redis ? { redis } : {}), durationMs: options.durationMs });
+    const plan = planFault(options.fault, {
+      emulator,
+      fleet,
+      target,
+      ...(redis ? { redis } : {}),
+      durationMs: options.durationMs,
+      clientIds: cards.map((card) => card.clientId),
+    });
     const loadStarted = Date.now();
     log(`${options.ledger}, ${options.workers} processes, fault ${options.fault}: load for ${options.durationMs} ms or ${options.maxRequests} requests`);
     const load = await runLoad({
@@ -287,10 +335,15 @@ export async function runScenario(options: ScenarioOptions): Promise<ScenarioRes
     await plan.finish();
     log(`  ${describeLoad(load)}`);
 
-    // Recovery, by the protocol's own paths only: webhooks still in flight, then reconcile.
-    await emulator.webhooksIdle(15_000).catch(() => undefined);
+    // Top-ups a client was told were charged (chargeId) must be credited
+    // before any recovery runs: an acknowledged credit is never lost.
     const ledger = await target.openLedger();
     try {
+      let acknowledgedCreditsLost = 0;
+      for (const paymentIntentId of load.charges) if (!(await ledger.isCredited(paymentIntentId))) acknowledgedCreditsLost++;
+
+      // Recovery, by the protocol's own paths only: webhooks still in flight, then reconcile.
+      await emulator.webhooksIdle(15_000).catch(() => undefined);
       const gateway = new StripeSdkGateway(createStripeClient('sk_test_emulator', { apiUrl: emulator.url }));
       const report = await reconcile({ gateway, ledger }, { since: new Date(loadStarted - 60_000), deploymentId: deploymentIdOf(serverSecret) });
       const webhookDeliveries = emulator.state.events().reduce((sum, e) => sum + e.deliveries.length, 0);
@@ -324,6 +377,7 @@ export async function runScenario(options: ScenarioOptions): Promise<ScenarioRes
         faultDetail: plan.detail.join('; ') || 'none',
         load,
         reconciled: report.credited.length,
+        acknowledgedCreditsLost,
         webhookDeliveries,
         spentUnserved: totalNet - totalServed,
         invariants,

@@ -2,8 +2,9 @@
  * The real services the scale suites and benchmarks use, each isolated per
  * run: a fresh PostgreSQL schema (reached with a per-run application_name,
  * so a fault can terminate exactly this run's connections), a fresh Redis
- * key prefix, a PGlite data directory under the system temp directory, and
- * a private redis-server on its own port for the restart fault. Plus the
+ * key prefix, a Redis Cluster of the run's own (redis-cluster.ts), a
+ * PGlite data directory under the system temp directory, and a private
+ * redis-server on its own port for the restart fault. Plus the
  * test cards: the emulator gives each card number its own fingerprint, so
  * distinct client ids come from distinct succeeding test card numbers.
  */
@@ -19,8 +20,9 @@ import { Redis } from 'ioredis';
 import { deleteRedisPrefix, reachablePostgresUrl } from '../../reference/server/test-helpers.ts';
 import { openLedger, type Ledger } from '../../reference/server/ledger/index.ts';
 import type { FleetConfig } from './server-entry.ts';
+import { startRedisCluster, type RedisCluster } from './redis-cluster.ts';
 
-export type LedgerKind = 'pglite' | 'postgres' | 'redis';
+export type LedgerKind = 'pglite' | 'postgres' | 'redis' | 'redis-cluster';
 
 export const REDIS_URL = process.env.STRIPE402_TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';
 
@@ -70,6 +72,8 @@ export interface LedgerTarget {
   keyPrefix?: string;
   /** PostgreSQL: the application_name of this run's connections. */
   applicationName?: string;
+  /** Redis Cluster: the cluster this run started (its nodes, for the failover fault). */
+  cluster?: RedisCluster;
   /** The ledger part of a fleet's configuration: spread it into `startFleet`'s config. */
   fleetLedger: Pick<FleetConfig, 'ledger' | 'ledgerSchema' | 'ledgerKeyPrefix'>;
   /** Opens the ledger the servers share, from outside them (to read it, or to reconcile). */
@@ -90,6 +94,20 @@ export async function ledgerTarget(kind: LedgerKind, tag = freshTag('s402scale')
       fleetLedger: { ledger: base.toString(), ledgerSchema: schema },
       openLedger: () => openLedger(base.toString(), { schema }),
       dispose: async () => void (await postgresQuery(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`)),
+    };
+  }
+  if (kind === 'redis-cluster') {
+    // A cluster of this run's own: three primaries, three replicas, on free loopback ports.
+    const cluster = await startRedisCluster();
+    const keyPrefix = `${tag}:`;
+    return {
+      kind,
+      url: cluster.url,
+      keyPrefix,
+      cluster,
+      fleetLedger: { ledger: cluster.url, ledgerKeyPrefix: keyPrefix },
+      openLedger: () => openLedger(cluster.url, { keyPrefix }),
+      dispose: () => cluster.dispose(),
     };
   }
   if (kind === 'redis') {

@@ -14,7 +14,12 @@
 
 import type { SpendRequest, SpendResult } from './types.ts';
 
-export type ApplyBatch = (spends: readonly SpendRequest[]) => Promise<SpendResult[]>;
+/**
+ * Applies a batch; one result per spend, in order. An Error in place of a
+ * result fails that spend alone (a store that applies a batch in parts, such
+ * as Redis Cluster with one script per slot, may lose one part only).
+ */
+export type ApplyBatch = (spends: readonly SpendRequest[]) => Promise<Array<SpendResult | Error>>;
 
 interface QueuedSpend {
   request: SpendRequest;
@@ -82,7 +87,11 @@ export class GroupCommit {
       try {
         const results = await this.#applyBatch(batch.map((queued) => queued.request));
         if (results.length !== batch.length) throw new Error('the ledger returned a result count that does not match its batch');
-        for (let index = 0; index < batch.length; index++) batch[index]!.resolve(results[index]!);
+        for (let index = 0; index < batch.length; index++) {
+          const result = results[index]!;
+          if (result instanceof Error) batch[index]!.reject(result);
+          else batch[index]!.resolve(result);
+        }
       } catch (error) {
         for (const queued of batch) queued.reject(error);
       } finally {

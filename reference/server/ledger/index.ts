@@ -1,8 +1,9 @@
 /**
  * Opens the ledger a URL names, so a server's configuration is one string:
  * `pglite:memory` or `pglite:DIR` (embedded, the default; one process),
- * `postgres://...` / `postgresql://...` or `redis://...` / `rediss://...`
- * (many server processes share one ledger). Re-exports the ledger contract.
+ * `postgres://...` / `postgresql://...`, `redis://...` / `rediss://...` or
+ * `redis-cluster://host:port,host:port,...` (many server processes share
+ * one ledger). Re-exports the ledger contract.
  */
 
 import { openRedisLedger } from './redis.ts';
@@ -21,6 +22,6 @@ export { openRedisLedger, DEFAULT_KEY_PREFIX } from './redis.ts';
 export async function openLedger(url: string, options: LedgerOptions = {}): Promise<Ledger> {
   if (url.startsWith('pglite:')) return openSqlLedger({ pglite: url.slice('pglite:'.length) }, options);
   if (/^postgres(ql)?:\/\//.test(url)) return openSqlLedger({ postgres: url }, options);
-  if (/^rediss?:\/\//.test(url)) return openRedisLedger(url, options);
-  throw new TypeError('a ledger URL starts with pglite:, postgres://, postgresql://, redis:// or rediss://');
+  if (/^(rediss?|redis-cluster):\/\//.test(url)) return openRedisLedger(url, options);
+  throw new TypeError('a ledger URL starts with pglite:, postgres://, postgresql://, redis://, rediss:// or redis-cluster://');
 }

@@ -1,8 +1,10 @@
 /**
  * The ledger contract (spec section 11), run against every store on real
  * services: PGlite in memory, PostgreSQL on 127.0.0.1:5432 in a schema of its
- * own, Redis on 127.0.0.1:6379 under a key prefix of its own. "Two ledgers"
- * stand for two server processes sharing one store. Outages are real too: a
+ * own, Redis on 127.0.0.1:6379 under a key prefix of its own, and a Redis
+ * Cluster of three primaries and three replicas started on free loopback
+ * ports for this file. "Two ledgers" stand for two server processes sharing
+ * one store. Outages are real too: a
  * closed port, or a TCP proxy in front of the real service that the test
  * cuts.
  */
@@ -28,13 +30,15 @@ import {
   type LedgerOptions,
 } from './index.ts';
 import { reachablePostgresUrl } from '../test-helpers.ts';
+import { startRedisCluster, type RedisCluster } from '../../../test/scale/redis-cluster.ts';
+import { accountKeys, parseClusterUrl, paymentIntentOwnerKey } from './redis.ts';
 
 const REDIS_URL = 'redis://127.0.0.1:6379';
 const runTag = `ledger_test_${randomBytes(4).toString('hex')}`;
 
 
 interface Backend {
-  name: 'pglite' | 'postgres' | 'redis';
+  name: 'pglite' | 'postgres' | 'redis' | 'redis-cluster';
   setUp(): Promise<void>;
   /** Opens a ledger on this backend's store; every ledger opened shares the same data. */
   open(options?: LedgerOptions): Promise<Ledger>;
@@ -92,6 +96,18 @@ function redisBackend(): Backend {
     setUp: async () => undefined,
     open: (options = {}) => openLedger(REDIS_URL, { ...options, keyPrefix }),
     tearDown: () => deleteRedisKeys(`${keyPrefix}*`),
+  };
+}
+
+function redisClusterBackend(): Backend {
+  let cluster: RedisCluster | undefined;
+  return {
+    name: 'redis-cluster',
+    setUp: async () => {
+      cluster = await startRedisCluster();
+    },
+    open: (options = {}) => openLedger(cluster!.url, { ...options, keyPrefix: `${runTag}:` }),
+    tearDown: async () => cluster?.dispose(),
   };
 }
 
@@ -156,7 +172,7 @@ const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout
 
 const PGLITE_START_TIMEOUT_MS = 180_000;
 
-describe.each([pgliteBackend(), postgresBackend(), redisBackend()])('the $name ledger', (backend) => {
+describe.each([pgliteBackend(), postgresBackend(), redisBackend(), redisClusterBackend()])('the $name ledger', (backend) => {
   const opened: Ledger[] = [];
   let ledger: Ledger;
 
@@ -772,13 +788,15 @@ describe('the Redis ledger, specifically', () => {
   it('keeps its keys under the configured prefix', async () => {
     const opened = await openLedger(REDIS_URL, { keyPrefix });
     const account = freshAccount();
-    await opened.creditTopUp({ ...account, paymentIntentId: freshPaymentIntent(), units: 3, chargedMinor: 1 });
+    const paymentIntentId = freshPaymentIntent();
+    await opened.creditTopUp({ ...account, paymentIntentId, units: 3, chargedMinor: 1 });
     await opened.spend({ ...account, amount: 1, route: 'GET /joke' });
     await opened.close();
     const redis = new Redis(REDIS_URL);
     const keys = (await redis.keys(`${keyPrefix}*`)).sort();
     await redis.quit();
-    expect(keys).toEqual([`${keyPrefix}balances`, `${keyPrefix}credits`, `${keyPrefix}journal:usd:${account.clientId}`, `${keyPrefix}keyed-topups-since`]);
+    const expected = accountKeys(keyPrefix, account);
+    expect(keys).toEqual([expected.balance, expected.credits, expected.journal, paymentIntentOwnerKey(keyPrefix, paymentIntentId), `${keyPrefix}keyed-topups-since`].sort());
   });
 
   it('says which accounts predate its keyed top-up records when opened over balances written before them', async () => {
@@ -799,5 +817,179 @@ describe('the Redis ledger, specifically', () => {
     expect((await after.beginKeyedTopUp(keyed(old))).predatesRecords).toBe(true);
     expect((await after.beginKeyedTopUp(keyed(fresh))).predatesRecords).toBe(false);
     await after.close();
+  });
+});
+
+describe('the Redis ledger on a cluster, specifically', () => {
+  let cluster: RedisCluster;
+  const keyPrefix = `${runTag}:cluster:`;
+
+  beforeAll(async () => {
+    cluster = await startRedisCluster();
+  });
+
+  afterAll(async () => cluster?.dispose());
+
+  it("spreads accounts over every primary, each account's keys in one slot", async () => {
+    const opened = await openLedger(cluster.url, { keyPrefix });
+    const accounts = Array.from({ length: 24 }, () => freshAccount());
+    await Promise.all(accounts.map((account) => opened.creditTopUp({ ...account, paymentIntentId: freshPaymentIntent(), units: 5, chargedMinor: 1 })));
+    await Promise.all(accounts.map((account) => opened.spend({ ...account, amount: 2, route: 'GET /joke' })));
+    await opened.close();
+    const holders = new Set<number>();
+    for (const account of accounts) {
+      const keys = accountKeys(keyPrefix, account);
+      const slots = new Set(
+        await Promise.all([keys.balance, keys.journal, keys.credits].map(async (key) => {
+          const probe = new Redis(cluster.nodes[0]!.port, '127.0.0.1');
+          try {
+            return Number(await probe.call('CLUSTER', 'KEYSLOT', key));
+          } finally {
+            probe.disconnect();
+          }
+        })),
+      );
+      expect(slots.size).toBe(1);
+      holders.add(await cluster.primaryOf([...slots][0]!));
+    }
+    expect(holders.size).toBe(3);
+  });
+
+  it('acknowledges a credit only once a replica holds it, and its retry credits once', async () => {
+    const account = freshAccount();
+    const paymentIntentId = freshPaymentIntent();
+    // Each primary has one replica: waiting for two can never be satisfied.
+    const demanding = await openLedger(cluster.url, { keyPrefix, creditReplicas: 2, replicaWaitMs: 200 });
+    await expect(demanding.creditTopUp({ ...account, paymentIntentId, units: 40, chargedMinor: 1 })).rejects.toBeInstanceOf(LedgerUnavailableError);
+    await demanding.close();
+
+    const opened = await openLedger(cluster.url, { keyPrefix });
+    expect(await opened.creditTopUp({ ...account, paymentIntentId, units: 40, chargedMinor: 1 })).toEqual({ credited: true, spent: false, balance: 40 });
+    expect(await opened.creditTopUp({ ...account, paymentIntentId, units: 40, chargedMinor: 1 })).toEqual({ credited: false, spent: false, balance: 40 });
+    expect(await opened.isCredited(paymentIntentId)).toBe(true);
+    const credit = await opened.creditTopUp({ ...account, paymentIntentId: freshPaymentIntent(), units: 2, chargedMinor: 1 });
+    expect(credit).toEqual({ credited: true, spent: false, balance: 42 });
+    await opened.close();
+
+    // An acknowledged credit is on the replica already.
+    const slot = await (async () => {
+      const probe = new Redis(cluster.nodes[0]!.port, '127.0.0.1');
+      try {
+        return Number(await probe.call('CLUSTER', 'KEYSLOT', accountKeys(keyPrefix, account).balance));
+      } finally {
+        probe.disconnect();
+      }
+    })();
+    const replica = new Redis(await cluster.replicaOf(await cluster.primaryOf(slot)), '127.0.0.1');
+    try {
+      await replica.call('READONLY');
+      expect(await replica.get(accountKeys(keyPrefix, account).balance)).toBe('42');
+    } finally {
+      replica.disconnect();
+    }
+  });
+
+  it('answers spends only once a replica holds them when spendReplicas asks it', async () => {
+    const account = freshAccount();
+    const waiting = await openLedger(cluster.url, { keyPrefix, spendReplicas: 1 });
+    await waiting.creditTopUp({ ...account, paymentIntentId: freshPaymentIntent(), units: 10, chargedMinor: 1 });
+    const results = await Promise.all(Array.from({ length: 12 }, () => waiting.spend({ ...account, amount: 1, route: 'GET /joke' })));
+    expect(results.filter((result) => result.ok)).toHaveLength(10);
+    await waiting.close();
+    const demanding = await openLedger(cluster.url, { keyPrefix, creditReplicas: 1, spendReplicas: 2, replicaWaitMs: 200 });
+    await demanding.creditTopUp({ ...account, paymentIntentId: freshPaymentIntent(), units: 1, chargedMinor: 1 });
+    await expect(demanding.spend({ ...account, amount: 1, route: 'GET /joke' })).rejects.toBeInstanceOf(LedgerUnavailableError);
+    await demanding.close();
+  });
+
+  it('refuses a cluster URL it cannot parse and a key prefix with a hash tag', async () => {
+    await expect(openLedger('redis-cluster://')).rejects.toBeInstanceOf(TypeError);
+    await expect(openLedger('redis-cluster://127.0.0.1:99999')).rejects.toBeInstanceOf(TypeError);
+    await expect(openLedger(cluster.url, { keyPrefix: 'app{x}:' })).rejects.toBeInstanceOf(TypeError);
+    expect(parseClusterUrl('redis-cluster://app:p%40ss@10.0.0.1:7000,redis-b:7001')).toEqual({
+      nodes: [
+        { host: '10.0.0.1', port: 7000 },
+        { host: 'redis-b', port: 7001 },
+      ],
+      username: 'app',
+      password: 'p@ss',
+    });
+  });
+
+  it('is unavailable, quickly, when no node of the cluster can be reached', async () => {
+    await expectUnavailableQuickly(() => openLedger('redis-cluster://127.0.0.1:1,127.0.0.1:2', { keyPrefix, connectTimeoutMs: 1_000 }));
+  });
+});
+
+describe('a Redis ledger written in the first key layout (one balances hash, one credits hash)', () => {
+  const keyPrefix = `${runTag}:v1:`;
+
+  afterAll(() => deleteRedisKeys(`${keyPrefix}*`));
+
+  /** Writes what the first layout's scripts wrote: a balance field, a credit record and journal entries per account. */
+  async function writeFirstLayout(redis: Redis, account: Account, journal: Array<Record<string, unknown>>, credits: string[]): Promise<number> {
+    const field = `${account.currency}:${account.clientId}`;
+    const balance = sum(journal.map((entry) => entry.delta as number));
+    await redis.hset(`${keyPrefix}balances`, field, String(balance));
+    await redis.rpush(`${keyPrefix}journal:${field}`, ...journal.map((entry) => JSON.stringify(entry)));
+    for (const paymentIntentId of credits) {
+      await redis.hset(`${keyPrefix}credits`, paymentIntentId, JSON.stringify({ account: field, units: 100, chargedMinor: 1, at: 1_700_000_000_000 }));
+    }
+    return balance;
+  }
+
+  it('keeps every balance, journal and credit when an upgraded server opens it, and can be opened again', async () => {
+    const redis = new Redis(REDIS_URL);
+    const accounts = Array.from({ length: 30 }, (_, index) => freshAccount(index % 3 === 0 ? 'eur' : 'usd'));
+    const expected = new Map<string, { balance: number; entries: number; credits: string[] }>();
+    try {
+      for (const [index, account] of accounts.entries()) {
+        const credits = [freshPaymentIntent(), freshPaymentIntent()];
+        const journal = [
+          { kind: 'topup', delta: 100, count: 1, at: 1_700_000_000_000, paymentIntentId: credits[0], chargedMinor: 1 },
+          { kind: 'topup', delta: 100, count: 1, at: 1_700_000_000_001, paymentIntentId: credits[1], chargedMinor: 1 },
+          { kind: 'spend', delta: -(index + 1), count: index + 1, at: 1_700_000_000_002, route: 'GET /joke' },
+          { kind: 'restore', delta: 1, count: 1, at: 1_700_000_000_003, route: 'GET /joke' },
+        ];
+        expected.set(account.clientId + account.currency, { balance: await writeFirstLayout(redis, account, journal, credits), entries: journal.length, credits });
+      }
+    } finally {
+      await redis.quit();
+    }
+
+    // Two servers upgrading at once: each migrates what the other has not.
+    const [first, second] = await Promise.all([openLedger(REDIS_URL, { keyPrefix }), openLedger(REDIS_URL, { keyPrefix })]);
+    try {
+      for (const account of accounts) {
+        const { balance, entries, credits } = expected.get(account.clientId + account.currency)!;
+        expect(await first.balance(account)).toBe(balance);
+        const journal = await second.journal(account);
+        expect(journal).toHaveLength(entries);
+        expect(sum(journal.map((entry) => entry.delta))).toBe(balance);
+        expect(journal[0]).toMatchObject({ kind: 'topup', paymentIntentId: credits[0], chargedMinor: 1 });
+        for (const paymentIntentId of credits) {
+          expect(await first.isCredited(paymentIntentId)).toBe(true);
+          // Migrated credits still credit once, ever, for any account.
+          expect(await second.creditTopUp({ ...account, paymentIntentId, units: 100, chargedMinor: 1 })).toMatchObject({ credited: false });
+          expect(await second.creditTopUp({ ...freshAccount(), paymentIntentId, units: 100, chargedMinor: 1 })).toMatchObject({ credited: false, balance: 0 });
+        }
+        expect(await first.spend({ ...account, amount: balance, route: 'GET /joke' })).toEqual({ ok: true, balance: 0 });
+      }
+      const listed = await first.accounts();
+      for (const account of accounts) expect(listed).toContainEqual({ ...account, balance: 0 });
+    } finally {
+      await Promise.all([first.close(), second.close()]);
+    }
+
+    const check = new Redis(REDIS_URL);
+    try {
+      expect(await check.exists(`${keyPrefix}balances`, `${keyPrefix}credits`)).toBe(0);
+      expect(await check.keys(`${keyPrefix}journal:*`)).toEqual([]);
+    } finally {
+      await check.quit();
+    }
+    const reopened = await openLedger(REDIS_URL, { keyPrefix });
+    expect(await reopened.balance(accounts[0]!)).toBe(0);
+    await reopened.close();
   });
 });

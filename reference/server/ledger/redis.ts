@@ -1,37 +1,57 @@
 /**
- * The Redis ledger, for many server processes sharing one Redis. Every step
- * that changes money is one Lua script, which Redis runs atomically, so a
- * balance and its journal entries change together (LEDG-2) and no check can
- * be overtaken between reading a balance and deducting from it (LEDG-1).
- * Scripts are loaded once and called with EVALSHA, reloaded if Redis forgot
- * them (a restart, SCRIPT FLUSH).
+ * The Redis ledger, for many server processes sharing one Redis or one Redis
+ * Cluster: the same code runs on both. Every step that changes money is one
+ * Lua script, which Redis runs atomically, so a balance and its journal
+ * entries change together (LEDG-2) and no check can be overtaken between
+ * reading a balance and deducting from it (LEDG-1). Scripts are called with
+ * EVALSHA and sent as EVAL where a node does not know them yet (a restart,
+ * a replica just promoted, SCRIPT FLUSH).
  *
- * Keys, under a configurable prefix:
- * - `balances`: a hash, field `<currency>:<clientId>`, value the balance;
- * - `journal:<currency>:<clientId>`: a list of JSON entries, oldest first,
- *   whose deltas sum to the balance;
- * - `credits`: a hash of credited PaymentIntents, so each credits once (LEDG-4);
- * - `started`: a hash of top-ups started and not yet credited (awaiting card
- *   authentication), by PaymentIntent id, so a resume is checked without
- *   Stripe (SEC-9);
- * - `topup-lock:<currency>:<clientId>`: the top-up lock, a random token set
- *   with NX and PX, deleted only by the holder of that token;
- * - `keyed-topup:<clientId>:<idempotencyKey>`: a hash, field `record` the
+ * Keys, under a configurable prefix, laid out so that everything one money
+ * step touches shares a Redis Cluster hash slot: the account's hash tag
+ * `{<currency>:<clientId>}` (written TAG below) is in every key of it.
+ * - `TAG:balance`: the balance, a decimal string;
+ * - `TAG:journal`: a list of JSON entries, oldest first, whose deltas sum to
+ *   the balance;
+ * - `TAG:credits`: a hash of the PaymentIntents credited to this account
+ *   (LEDG-4), written by the same script as the credit;
+ * - `TAG:topup-lock`: the top-up lock, a random token set with NX and PX,
+ *   deleted only by the holder of that token;
+ * - `{pi:<id>}:owner`: the account a PaymentIntent was first claimed for,
+ *   set once with NX before the credit, so a PaymentIntent credits one
+ *   account, once, ever, though the credit record lives in the account's slot;
+ * - `{pi:<id>}:started`: a top-up the server started and has not credited
+ *   yet (awaiting card authentication), `{account, units}`, so a resume is
+ *   checked without Stripe (SEC-9);
+ * - `{keyed-topup:<clientId>:<idempotencyKey>}`: a hash, field `record` the
  *   keyed top-up (PROC-12) written with HSETNX before its Stripe call, field
  *   `pi` its PaymentIntent id once known; `customer:<clientId>`: the Stripe
  *   Customer of a client id; `keyed-topups-since`: when a ledger that had
- *   balances started recording keyed top-ups ("0" for one that had none).
- *   Each command on them names one key, so they need no hash tag on a cluster.
+ *   accounts started recording keyed top-ups ("0" for one that had none).
+ *   Each command on them names one key, so no script crosses slots.
  *
- * Spends use group commit: one EVALSHA applies a whole batch in arrival order
- * and appends one aggregated journal entry per (account, route) (LEDG-3).
+ * Spends use group commit per node: spends queued in one turn of the event
+ * loop are batched per primary (on a single Redis, one batch holds them all),
+ * and a batch is cut by hash slot into spendBatch scripts, each applying its
+ * spends in arrival order and appending one aggregated journal entry per
+ * (account, route) (LEDG-3), all sent in one pipeline. A script never names
+ * keys of two slots.
+ *
+ * Replication is asynchronous. A credit (and a restore) is acknowledged only
+ * once `creditReplicas` replicas hold it (WAIT, default one on a cluster
+ * with replicas), so a failover never loses a charged top-up that a client
+ * was told about; spends wait only when `spendReplicas` asks them to, and
+ * docs/ledgers.md says what a failover can lose without it. A ledger written by the earlier layout (one `balances`
+ * hash, one `credits` hash) is migrated when a server opens it.
+ *
  * Numbers in Lua are doubles, exact up to 2^53-1, which is why no balance may
  * exceed that and why scripts format numbers with %d rather than tostring.
  * Scripts reply with numbers as strings: ioredis rounds integer replies near
  * 2^53 (9007199254740991 arrives as ...992).
  */
 
-import { Redis } from 'ioredis';
+import calculateSlot from 'cluster-key-slot';
+import { Cluster, Redis, type ClusterNode } from 'ioredis';
 import { GroupCommit } from './group-commit.ts';
 import { LocalLocks, withLock } from './locks.ts';
 import {
@@ -68,8 +88,12 @@ import {
   type TopUpCredit,
   type TopUpResult,
 } from './types.ts';
+import { migrateSingleInstanceLayout } from './redis-migrate.ts';
 
 export const DEFAULT_KEY_PREFIX = 'stripe402:ledger:';
+
+/** How long a credit waits for its replicas before the ledger reports itself unavailable. */
+export const DEFAULT_REPLICA_WAIT_MS = 2_000;
 
 /** Reported by a script when a credit would push a balance past 2^53-1. */
 const BALANCE_LIMIT_ERROR = 'STRIPE402_BALANCE_LIMIT';
@@ -94,31 +118,30 @@ end
 
 const SCRIPTS = {
   /*
-   * KEYS[1] balances; KEYS[1 + a] the journal of account a, whose name ends
-   * with the account's balance field after ARGV[1] characters.
-   * ARGV: the length of the journal key prefix, route count r, r routes,
-   * then every spend packed into one string of "account:amount:route,"
-   * (1-based indexes and integer amounts, so the packing is unambiguous):
-   * one argument instead of three per spend keeps the command small to
-   * encode and to parse. Returns one string, per spend the balance after it
-   * or -(balance + 1) when it fell short, comma-separated: one bulk reply
-   * costs the client far less to decode than an array of them.
+   * KEYS: per account a, its balance (KEYS[2a-1]) and journal (KEYS[2a]);
+   * on a cluster every one of them in one slot. ARGV: route count r, r
+   * routes, then every spend packed into one string of
+   * "account:amount:route," (1-based indexes and integer amounts, so the
+   * packing is unambiguous): one argument instead of three per spend keeps
+   * the command small to encode and to parse. Returns one string, per spend
+   * the balance after it or -(balance + 1) when it fell short,
+   * comma-separated: one bulk reply costs the client far less to decode
+   * than an array of them.
    */
   spendBatch: `${LUA_PRELUDE}
-local k = #KEYS - 1
-local skip = tonumber(ARGV[1]) + 1
-local fields = {}
-for a = 1, k do fields[a] = string.sub(KEYS[1 + a], skip) end
-local r = tonumber(ARGV[2])
+local k = #KEYS / 2
+local balance_keys = {}
+for a = 1, k do balance_keys[a] = KEYS[2 * a - 1] end
+local r = tonumber(ARGV[1])
 local routes = {}
-for t = 1, r do routes[t] = ARGV[2 + t] end
-local stored = redis.call('HMGET', KEYS[1], unpack(fields))
+for t = 1, r do routes[t] = ARGV[1 + t] end
+local stored = redis.call('MGET', unpack(balance_keys))
 local balances = {}
 for a = 1, k do balances[a] = stored[a] and tonumber(stored[a]) or false end
 local results = {}
 local totals = {}
 local j = 0
-for a_text, amount_text, route_text in string.gmatch(ARGV[3 + r], '(%d+):(%d+):(%d+),') do
+for a_text, amount_text, route_text in string.gmatch(ARGV[2 + r], '(%d+):(%d+):(%d+),') do
   j = j + 1
   local a = tonumber(a_text)
   local amount = tonumber(amount_text)
@@ -143,38 +166,39 @@ local changed = {}
 for a = 1, k do
   local per_route = totals[a]
   if per_route then
-    changed[#changed + 1] = fields[a]
+    changed[#changed + 1] = balance_keys[a]
     changed[#changed + 1] = string.format('%d', balances[a])
     local entries = {}
     for route, total in pairs(per_route) do
       entries[#entries + 1] = entry('spend', -total[2], total[1], routes[route], at)
     end
-    redis.call('RPUSH', KEYS[1 + a], unpack(entries))
+    redis.call('RPUSH', KEYS[2 * a], unpack(entries))
   end
 end
-if #changed > 0 then redis.call('HSET', KEYS[1], unpack(changed)) end
+if #changed > 0 then redis.call('MSET', unpack(changed)) end
 return table.concat(results, ',')
 `,
 
-  /* The baseline without group commit. KEYS: balances, journal. ARGV: field, amount, route. */
+  /* The baseline without group commit. KEYS: balance, journal. ARGV: amount, route. */
   spendOne: `${LUA_PRELUDE}
-local stored = redis.call('HGET', KEYS[1], ARGV[1])
+local stored = redis.call('GET', KEYS[1])
 local balance = stored and tonumber(stored) or false
-local amount = tonumber(ARGV[2])
+local amount = tonumber(ARGV[1])
 if not balance or balance < amount then return string.format('%d', -(balance or 0) - 1) end
 balance = balance - amount
-redis.call('HSET', KEYS[1], ARGV[1], string.format('%d', balance))
-redis.call('RPUSH', KEYS[2], entry('spend', -amount, 1, ARGV[3], now_ms()))
+redis.call('SET', KEYS[1], string.format('%d', balance))
+redis.call('RPUSH', KEYS[2], entry('spend', -amount, 1, ARGV[2], now_ms()))
 return string.format('%d', balance)
 `,
 
   /*
-   * KEYS: balances, credits, journal. ARGV: field, payment intent, units,
-   * charged minor, spend amount ('' for none), route, max balance.
+   * KEYS: balance, credits, journal (one account, one slot). ARGV: the
+   * account ("<currency>:<clientId>"), payment intent, units, charged minor,
+   * spend amount ('' for none), route, max balance.
    * Returns {credited, spent, balance}.
    */
   creditTopUp: `${LUA_PRELUDE}
-local stored = redis.call('HGET', KEYS[1], ARGV[1])
+local stored = redis.call('GET', KEYS[1])
 local balance = stored and tonumber(stored) or 0
 if redis.call('HEXISTS', KEYS[2], ARGV[2]) == 1 then return { '0', '0', string.format('%d', balance) } end
 local units = tonumber(ARGV[3])
@@ -194,18 +218,18 @@ if ARGV[5] ~= '' then
     entries[2] = entry('spend', -amount, 1, ARGV[6], at)
   end
 end
-redis.call('HSET', KEYS[1], ARGV[1], string.format('%d', balance))
+redis.call('SET', KEYS[1], string.format('%d', balance))
 redis.call('RPUSH', KEYS[3], unpack(entries))
 return { '1', tostring(spent), string.format('%d', balance) }
 `,
 
-  /* KEYS: balances, journal. ARGV: field, amount, route, max balance. */
+  /* KEYS: balance, journal. ARGV: amount, route, max balance. */
   restore: `${LUA_PRELUDE}
-local stored = redis.call('HGET', KEYS[1], ARGV[1])
-local balance = (stored and tonumber(stored) or 0) + tonumber(ARGV[2])
-if balance > tonumber(ARGV[4]) then return redis.error_reply('${BALANCE_LIMIT_ERROR}') end
-redis.call('HSET', KEYS[1], ARGV[1], string.format('%d', balance))
-redis.call('RPUSH', KEYS[2], entry('restore', tonumber(ARGV[2]), 1, ARGV[3], now_ms()))
+local stored = redis.call('GET', KEYS[1])
+local balance = (stored and tonumber(stored) or 0) + tonumber(ARGV[1])
+if balance > tonumber(ARGV[3]) then return redis.error_reply('${BALANCE_LIMIT_ERROR}') end
+redis.call('SET', KEYS[1], string.format('%d', balance))
+redis.call('RPUSH', KEYS[2], entry('restore', tonumber(ARGV[1]), 1, ARGV[2], now_ms()))
 return string.format('%d', balance)
 `,
 
@@ -236,50 +260,181 @@ interface StoredEntry {
   chargedMinor?: number;
 }
 
+/** What every key of one account starts with: the prefix and the account's hash tag. */
+export function accountKeyBase(prefix: string, account: Account): string {
+  return `${prefix}{${account.currency}:${account.clientId}}:`;
+}
+
+/** Where one account's keys live: every name carries the account's hash tag. */
+export interface AccountKeys {
+  balance: string;
+  journal: string;
+  credits: string;
+  lock: string;
+}
+
+/** The key layout under a prefix, shared by the ledger, its migration and the tests that read Redis directly. */
+export function accountKeys(prefix: string, account: Account): AccountKeys {
+  const base = accountKeyBase(prefix, account);
+  return { balance: `${base}balance`, journal: `${base}journal`, credits: `${base}credits`, lock: `${base}topup-lock` };
+}
+
+export function paymentIntentOwnerKey(prefix: string, paymentIntentId: string): string {
+  return `${prefix}{pi:${paymentIntentId}}:owner`;
+}
+
+/** The record of a top-up started and not yet credited (SEC-9), in the PaymentIntent's own slot. */
+function startedTopUpKey(prefix: string, paymentIntentId: string): string {
+  return `${prefix}{pi:${paymentIntentId}}:started`;
+}
+
+/** A glob for SCAN MATCH that matches `text` literally. */
+export function globEscape(text: string): string {
+  return text.replace(/[*?[\]\\]/g, (char) => `\\${char}`);
+}
+
+/**
+ * The spends of one batch that share a hash slot, as spendBatch takes them:
+ * accounts (as their balance and journal keys) and routes sent once each and
+ * named by 1-based index, as Lua tables are, and the spends packed into one
+ * string.
+ */
+class BatchPart {
+  readonly keys: string[] = [];
+  readonly #routes: string[] = [];
+  readonly #accountIndex = new Map<string, number>();
+  readonly #routeIndex = new Map<string, number>();
+  /** Where each spend of this part sits in the whole batch. */
+  readonly #positions: number[] = [];
+  #packed = '';
+
+  add(position: number, base: string, spend: SpendRequest): void {
+    let account = this.#accountIndex.get(base);
+    if (account === undefined) {
+      this.keys.push(`${base}balance`, `${base}journal`);
+      account = this.keys.length / 2;
+      this.#accountIndex.set(base, account);
+    }
+    let route = this.#routeIndex.get(spend.route);
+    if (route === undefined) {
+      this.#routes.push(spend.route);
+      route = this.#routes.length;
+      this.#routeIndex.set(spend.route, route);
+    }
+    this.#packed += `${account}:${spend.amount}:${route},`;
+    this.#positions.push(position);
+  }
+
+  args(): Array<string | number> {
+    return [this.#routes.length, ...this.#routes, this.#packed];
+  }
+
+  /** Writes the script's reply, one balance per spend, into the batch's results. */
+  settle(encoded: unknown, results: Array<SpendResult | Error>): void {
+    const values = typeof encoded === 'string' ? encoded.split(',') : [];
+    if (values.length !== this.#positions.length) return this.fail(new LedgerUnavailableError('the ledger returned an unexpected result'), results);
+    for (let index = 0; index < values.length; index++) results[this.#positions[index]!] = spendOutcome(toUnits(values[index]));
+  }
+
+  fail(error: Error, results: Array<SpendResult | Error>): void {
+    for (const position of this.#positions) results[position] = error;
+  }
+}
+
 class RedisLedger implements Ledger {
+  /** Commands go through this handle: a Redis, or a Cluster (same command API). */
   readonly #redis: Redis;
+  readonly #cluster: Cluster | undefined;
   readonly #prefix: string;
   readonly #shas: Record<ScriptName, string>;
-  readonly #groupCommit: GroupCommit | undefined;
+  readonly #options: LedgerOptions;
+  /** Group commit per primary (its node key); one entry on a single Redis. */
+  readonly #groupCommits = new Map<string, GroupCommit>();
+  readonly #groupCommit: boolean;
   readonly #locks = new LocalLocks();
   readonly #lockWaitMs: number | undefined;
-  readonly #balancesKey: string;
-  /** Journal keys are this prefix and the account's balance field, which the batch script relies on. */
-  readonly #journalPrefix: string;
-  /** Its length in bytes, as Lua's string.sub counts. */
-  readonly #journalPrefixBytes: number;
+  readonly #creditReplicas: number;
+  readonly #spendReplicas: number;
+  readonly #replicaWaitMs: number;
   #closed = false;
 
-  constructor(redis: Redis, prefix: string, shas: Record<ScriptName, string>, options: LedgerOptions) {
-    this.#redis = redis;
+  constructor(client: Redis | Cluster, prefix: string, shas: Record<ScriptName, string>, options: LedgerOptions, creditReplicas: number) {
+    this.#cluster = client instanceof Cluster ? client : undefined;
+    this.#redis = client as Redis;
     this.#prefix = prefix;
-    this.#balancesKey = `${prefix}balances`;
-    this.#journalPrefix = `${prefix}journal:`;
-    this.#journalPrefixBytes = Buffer.byteLength(this.#journalPrefix, 'utf8');
     this.#shas = shas;
+    this.#options = options;
     this.#lockWaitMs = options.lockWaitMs;
-    this.#groupCommit =
-      options.groupCommit === false
-        ? undefined
-        : new GroupCommit(
-            (spends) => this.#applyBatch(spends),
-            resolveMaxBatchSize(options.maxBatchSize),
-            resolveMaxBatchesInFlight(options.maxBatchesInFlight),
-          );
+    this.#groupCommit = options.groupCommit !== false;
+    this.#creditReplicas = creditReplicas;
+    this.#spendReplicas = options.spendReplicas ?? 0;
+    this.#replicaWaitMs = options.replicaWaitMs ?? DEFAULT_REPLICA_WAIT_MS;
   }
 
-  #journalKey(account: Account): string {
-    return `${this.#journalPrefix}${account.currency}:${account.clientId}`;
+  #keys(account: Account): AccountKeys {
+    return accountKeys(this.#prefix, account);
   }
 
+  #scriptArgs(name: ScriptName, keys: string[], args: Array<string | number>): Array<string | number> {
+    return [this.#shas[name], keys.length, ...keys, ...args];
+  }
+
+  /**
+   * Runs a script; where the node does not know it (NOSCRIPT: nothing ran),
+   * sends its text once, which also caches it there. A script whose reply
+   * was lost is never resent: it may have run.
+   */
   async #script(name: ScriptName, keys: string[], args: Array<string | number>): Promise<unknown> {
     try {
       try {
         return await this.#redis.evalsha(this.#shas[name], keys.length, ...keys, ...args);
       } catch (error) {
         if (!(error instanceof Error) || !error.message.startsWith('NOSCRIPT')) throw error;
-        this.#shas[name] = (await this.#redis.script('LOAD', SCRIPTS[name])) as string;
-        return await this.#redis.evalsha(this.#shas[name], keys.length, ...keys, ...args);
+        return await this.#redis.eval(SCRIPTS[name], keys.length, ...keys, ...args);
+      }
+    } catch (error) {
+      throw ledgerError(error);
+    }
+  }
+
+  /**
+   * Runs a write and then WAIT on the same connection (so on the node that
+   * owns the write's slot), and fails unless `replicas` replicas
+   * acknowledged it in `replicaWaitMs`.
+   */
+  async #durably(replicas: number, write: (pipeline: ReturnType<Redis['pipeline']>) => void): Promise<unknown> {
+    const pipeline = this.#redis.pipeline();
+    write(pipeline);
+    if (replicas > 0) pipeline.call('WAIT', replicas, this.#replicaWaitMs);
+    let results: Array<[Error | null, unknown]>;
+    try {
+      results = (await pipeline.exec()) ?? [];
+    } catch (error) {
+      throw ledgerError(error);
+    }
+    const [writeError, reply] = results[0] ?? [new Error('no reply')];
+    if (writeError) throw writeError;
+    if (replicas > 0) {
+      const [waitError, acknowledged] = results[1] ?? [new Error('no reply to WAIT')];
+      if (waitError || Number(acknowledged) < replicas) {
+        // Applied on the primary but not yet on a replica: a failover could
+        // lose it, so it is not acknowledged. A retry finds a credit there.
+        throw new LedgerUnavailableError('the ledger is unavailable', {
+          cause: waitError ?? new Error(`${String(acknowledged)} of ${replicas} replicas acknowledged the write in ${this.#replicaWaitMs} ms`),
+        });
+      }
+    }
+    return reply;
+  }
+
+  async #durableScript(replicas: number, name: ScriptName, keys: string[], args: Array<string | number>): Promise<unknown> {
+    if (replicas === 0) return this.#script(name, keys, args);
+    try {
+      try {
+        return await this.#durably(replicas, (pipeline) => pipeline.evalsha(...(this.#scriptArgs(name, keys, args) as [string, number])));
+      } catch (error) {
+        if (!(error instanceof Error) || !error.message.startsWith('NOSCRIPT')) throw error;
+        return await this.#durably(replicas, (pipeline) => pipeline.eval(SCRIPTS[name], keys.length, ...keys, ...args));
       }
     } catch (error) {
       throw ledgerError(error);
@@ -295,6 +450,22 @@ class RedisLedger implements Ledger {
     }
   }
 
+  #commitFor(account: Account): GroupCommit {
+    // One batch per node: on one Redis every spend of the turn; on a cluster
+    // the spends bound for the primary that owns their slot now.
+    const node = this.#cluster ? (this.#cluster.slots[calculateSlot(accountKeyBase(this.#prefix, account))]?.[0] ?? '') : '';
+    let commit = this.#groupCommits.get(node);
+    if (commit === undefined) {
+      commit = new GroupCommit(
+        (spends) => this.#applyBatch(spends),
+        resolveMaxBatchSize(this.#options.maxBatchSize),
+        resolveMaxBatchesInFlight(this.#options.maxBatchesInFlight),
+      );
+      this.#groupCommits.set(node, commit);
+    }
+    return commit;
+  }
+
   spend(request: SpendRequest): Promise<SpendResult> {
     // Not an async function: every paid request comes through here, and the
     // batch's own promise is the only one it needs.
@@ -305,49 +476,71 @@ class RedisLedger implements Ledger {
       return Promise.reject(error);
     }
     if (this.#closed) return Promise.reject(new LedgerUnavailableError('the ledger is closed'));
-    if (this.#groupCommit !== undefined) return this.#groupCommit.submit(spend);
+    if (this.#groupCommit) return this.#commitFor(spend).submit(spend);
     return this.#spendOne(spend);
   }
 
   async #spendOne(spend: SpendRequest): Promise<SpendResult> {
-    const encoded = await this.#script(
-      'spendOne',
-      [this.#balancesKey, this.#journalKey(spend)],
-      [`${spend.currency}:${spend.clientId}`, spend.amount, spend.route],
-    );
+    const keys = this.#keys(spend);
+    const encoded = await this.#durableScript(this.#spendReplicas, 'spendOne', [keys.balance, keys.journal], [spend.amount, spend.route]);
     return spendOutcome(toUnits(encoded));
   }
 
-  async #applyBatch(spends: readonly SpendRequest[]): Promise<SpendResult[]> {
-    // Accounts (as their journal keys) and routes are sent once each and
-    // named by 1-based index, as Lua tables are.
-    const accountIndex = new Map<string, number>();
-    const routeIndex = new Map<string, number>();
-    const keys = [this.#balancesKey];
-    const routes: string[] = [];
-    let packed = '';
-    for (const spend of spends) {
-      const field = `${spend.currency}:${spend.clientId}`;
-      let account = accountIndex.get(field);
-      if (account === undefined) {
-        keys.push(this.#journalPrefix + field);
-        account = keys.length - 1;
-        accountIndex.set(field, account);
-      }
-      let route = routeIndex.get(spend.route);
-      if (route === undefined) {
-        routes.push(spend.route);
-        route = routes.length;
-        routeIndex.set(spend.route, route);
-      }
-      packed += `${account}:${spend.amount}:${route},`;
+  /**
+   * One node's batch: its spends cut by hash slot (one part on a single
+   * Redis), each part one spendBatch script, all parts in one pipeline, so
+   * one write and one read per node whatever the number of slots. A part
+   * that fails fails only its own spends.
+   */
+  async #applyBatch(spends: readonly SpendRequest[]): Promise<Array<SpendResult | Error>> {
+    const parts = new Map<number, BatchPart>();
+    for (let index = 0; index < spends.length; index++) {
+      const spend = spends[index]!;
+      const base = accountKeyBase(this.#prefix, spend);
+      const slot = this.#cluster ? calculateSlot(base) : 0;
+      let part = parts.get(slot);
+      if (part === undefined) parts.set(slot, (part = new BatchPart()));
+      part.add(index, base, spend);
     }
-    const encoded = await this.#script('spendBatch', keys, [this.#journalPrefixBytes, routes.length, ...routes, packed]);
-    if (typeof encoded !== 'string') throw new LedgerUnavailableError('the ledger returned an unexpected result');
-    const values = encoded.split(',');
-    if (values.length !== spends.length) throw new LedgerUnavailableError('the ledger returned an unexpected result');
-    const results = new Array<SpendResult>(values.length);
-    for (let index = 0; index < values.length; index++) results[index] = spendOutcome(toUnits(values[index]));
+    const results = new Array<SpendResult | Error>(spends.length);
+    if (parts.size === 1) {
+      const [part] = parts.values();
+      part!.settle(await this.#durableScript(this.#spendReplicas, 'spendBatch', part!.keys, part!.args()), results);
+      return results;
+    }
+    const ordered = [...parts.values()];
+    const pipeline = this.#redis.pipeline();
+    for (const part of ordered) pipeline.evalsha(this.#shas.spendBatch, part.keys.length, ...part.keys, ...part.args());
+    if (this.#spendReplicas > 0) pipeline.call('WAIT', this.#spendReplicas, this.#replicaWaitMs);
+    let replies: Array<[Error | null, unknown]>;
+    try {
+      replies = (await pipeline.exec()) ?? [];
+    } catch (error) {
+      throw ledgerError(error);
+    }
+    if (this.#spendReplicas > 0) {
+      const [waitError, acknowledged] = replies[ordered.length] ?? [new Error('no reply to WAIT')];
+      if (waitError || Number(acknowledged) < this.#spendReplicas) {
+        throw new LedgerUnavailableError('the ledger is unavailable', {
+          cause: waitError ?? new Error(`${String(acknowledged)} of ${this.#spendReplicas} replicas acknowledged the spends in ${this.#replicaWaitMs} ms`),
+        });
+      }
+    }
+    await Promise.all(
+      ordered.map(async (part, index) => {
+        const [error, reply] = replies[index] ?? [new Error('no reply')];
+        if (error === null) return part.settle(reply, results);
+        // A node that does not know the script ran nothing: send it its text.
+        if (error.message.startsWith('NOSCRIPT')) {
+          try {
+            return part.settle(await this.#durableScript(this.#spendReplicas, 'spendBatch', part.keys, part.args()), results);
+          } catch (retryError) {
+            return part.fail(ledgerError(retryError), results);
+          }
+        }
+        part.fail(ledgerError(error), results);
+      }),
+    );
     return results;
   }
 
@@ -361,18 +554,26 @@ class RedisLedger implements Ledger {
       assertRoute(credit.spend.route);
     }
     if (this.#closed) throw new LedgerUnavailableError('the ledger is closed');
-    const reply = await this.#script(
+    const account = `${credit.currency}:${credit.clientId}`;
+    const keys = this.#keys(credit);
+    // The PaymentIntent's own slot names the one account it may ever credit;
+    // the credit itself is recorded in the account's slot, so a repeated
+    // claim by the same account (a retry after a lost reply) goes on to a
+    // credit that the account's record keeps to once.
+    let owner: unknown;
+    try {
+      owner = await this.#durably(this.#creditReplicas, (pipeline) => pipeline.set(paymentIntentOwnerKey(this.#prefix, credit.paymentIntentId), account, 'NX', 'GET'));
+    } catch (error) {
+      throw ledgerError(error);
+    }
+    if (owner !== null && owner !== account) {
+      return { credited: false, spent: false, balance: await this.balance(credit) };
+    }
+    const reply = await this.#durableScript(
+      this.#creditReplicas,
       'creditTopUp',
-      [this.#balancesKey, `${this.#prefix}credits`, this.#journalKey(credit)],
-      [
-        `${credit.currency}:${credit.clientId}`,
-        credit.paymentIntentId,
-        credit.units,
-        credit.chargedMinor,
-        credit.spend?.amount ?? '',
-        credit.spend?.route ?? '',
-        MAX_BALANCE,
-      ],
+      [keys.balance, keys.credits, keys.journal],
+      [account, credit.paymentIntentId, credit.units, credit.chargedMinor, credit.spend?.amount ?? '', credit.spend?.route ?? '', MAX_BALANCE],
     );
     const [credited, spent, balance] = (reply as unknown[]).map(toUnits);
     return { credited: credited === 1, spent: spent === 1, balance: balance ?? 0 };
@@ -383,23 +584,24 @@ class RedisLedger implements Ledger {
     assertUnits('amount', request.amount);
     assertRoute(request.route);
     if (this.#closed) throw new LedgerUnavailableError('the ledger is closed');
-    const balance = await this.#script(
-      'restore',
-      [this.#balancesKey, this.#journalKey(request)],
-      [`${request.currency}:${request.clientId}`, request.amount, request.route, MAX_BALANCE],
-    );
+    const keys = this.#keys(request);
+    // A restore gives a client's units back: it waits like a credit, so a failover cannot take them again.
+    const balance = await this.#durableScript(this.#creditReplicas, 'restore', [keys.balance, keys.journal], [request.amount, request.route, MAX_BALANCE]);
     return { balance: toUnits(balance) };
   }
 
   async balance(account: Account): Promise<number> {
     assertAccount(account);
-    const stored = await this.#command((redis) => redis.hget(this.#balancesKey, `${account.currency}:${account.clientId}`));
+    const stored = await this.#command((redis) => redis.get(this.#keys(account).balance));
     return stored === null ? 0 : toUnits(stored);
   }
 
   async isCredited(paymentIntentId: string): Promise<boolean> {
     assertPaymentIntentId(paymentIntentId);
-    return (await this.#command((redis) => redis.hexists(`${this.#prefix}credits`, paymentIntentId))) === 1;
+    const owner = await this.#command((redis) => redis.get(paymentIntentOwnerKey(this.#prefix, paymentIntentId)));
+    if (owner === null) return false;
+    const account = { currency: owner.slice(0, 3), clientId: owner.slice(4) };
+    return (await this.#command((redis) => redis.hexists(this.#keys(account).credits, paymentIntentId))) === 1;
   }
 
   async recordTopUp(topUp: StartedTopUp): Promise<void> {
@@ -407,41 +609,47 @@ class RedisLedger implements Ledger {
     assertPaymentIntentId(topUp.paymentIntentId);
     assertUnits('units', topUp.units);
     const record = JSON.stringify({ account: `${topUp.currency}:${topUp.clientId}`, units: topUp.units });
-    await this.#command((redis) => redis.hsetnx(`${this.#prefix}started`, topUp.paymentIntentId, record));
+    // A key of its own slot: one command, valid on a cluster.
+    await this.#command((redis) => redis.set(startedTopUpKey(this.#prefix, topUp.paymentIntentId), record, 'NX'));
   }
 
   async startedTopUp(paymentIntentId: string): Promise<StartedTopUp | null> {
     assertPaymentIntentId(paymentIntentId);
-    // The record, or else the credit: a top-up that succeeded at once is in `credits` only. Both hold {account, units}.
-    const [started, credited] = await this.#command((redis) =>
-      Promise.all([redis.hget(`${this.#prefix}started`, paymentIntentId), redis.hget(`${this.#prefix}credits`, paymentIntentId)]),
-    );
-    const stored = started ?? credited;
-    if (stored === null) return null;
+    // The record, or else the credit: a top-up that succeeded at once is in its account's `credits` only. Both hold {account, units}.
+    let stored = await this.#command((redis) => redis.get(startedTopUpKey(this.#prefix, paymentIntentId)));
+    if (stored === null) {
+      const owner = await this.#command((redis) => redis.get(paymentIntentOwnerKey(this.#prefix, paymentIntentId)));
+      if (owner === null) return null;
+      const account = { currency: owner.slice(0, 3), clientId: owner.slice(4) };
+      stored = await this.#command((redis) => redis.hget(this.#keys(account).credits, paymentIntentId));
+      if (stored === null) return null;
+    }
     const { account, units } = JSON.parse(stored) as { account: string; units: number };
-    // A balance field is "<currency>:<clientId>", currencies being three letters (UNIT-5).
+    // An account is "<currency>:<clientId>", currencies being three letters (UNIT-5).
     return { paymentIntentId, currency: account.slice(0, 3), clientId: account.slice(4), units };
   }
 
   #keyedTopUpKey(clientId: string, idempotencyKey: string): string {
-    return `${this.#prefix}keyed-topup:${clientId}:${idempotencyKey}`;
+    return `${this.#prefix}{keyed-topup:${clientId}:${idempotencyKey}}`;
   }
 
   async beginKeyedTopUp(topUp: KeyedTopUp): Promise<KeyedTopUpBegun> {
     assertKeyedTopUp(topUp);
+    if (this.#closed) throw new LedgerUnavailableError('the ledger is closed');
     const key = this.#keyedTopUpKey(topUp.clientId, topUp.idempotencyKey);
     const record = JSON.stringify({ currency: topUp.currency, units: topUp.units, stripeKey: topUp.stripeIdempotencyKey, at: Date.now() });
-    // One key per command, pipelined: HSETNX keeps an earlier record, HGETALL reads whichever holds.
-    const [[created, stored], since, oldest] = await this.#command((redis) =>
+    // One key, one pipeline: HSETNX keeps an earlier record, HGETALL reads whichever holds.
+    const [replies, since, oldest] = await this.#command((redis) =>
       Promise.all([
         redis.pipeline().hsetnx(key, 'record', record).hgetall(key).exec(),
         redis.get(`${this.#prefix}keyed-topups-since`),
-        redis.lindex(this.#journalKey(topUp), 0),
-      ]).then(([replies, sinceText, first]) => {
-        if (!replies || replies.some(([error]) => error)) throw replies?.find(([error]) => error)?.[0] ?? new Error('pipeline failed');
-        return [[replies[0]![1] as number, replies[1]![1] as Record<string, string>], sinceText, first] as const;
-      }),
+        redis.lindex(this.#keys(topUp).journal, 0),
+      ]),
     );
+    const failed = replies?.find(([error]) => error)?.[0];
+    if (!replies || failed) throw ledgerError(failed ?? new Error('the pipeline returned nothing'));
+    const created = replies[0]![1] as number;
+    const stored = replies[1]![1] as Record<string, string>;
     const held = JSON.parse(stored.record!) as { currency: string; units: number; stripeKey: string; at: number };
     const sinceMs = Number(since ?? '0');
     const predatesRecords = sinceMs > 0 && oldest !== null && (JSON.parse(oldest) as StoredEntry).at < sinceMs;
@@ -478,7 +686,7 @@ class RedisLedger implements Ledger {
     assertAccount(account);
     assertTtl(ttlMs);
     if (this.#closed) throw new LedgerUnavailableError('the ledger is closed');
-    const lockKey = `${this.#prefix}topup-lock:${account.currency}:${account.clientId}`;
+    const lockKey = this.#keys(account).lock;
     return withLock(
       {
         local: this.#locks,
@@ -497,7 +705,7 @@ class RedisLedger implements Ledger {
 
   async journal(account: Account): Promise<JournalEntry[]> {
     assertAccount(account);
-    const stored = await this.#command((redis) => redis.lrange(this.#journalKey(account), 0, -1));
+    const stored = await this.#command((redis) => redis.lrange(this.#keys(account).journal, 0, -1));
     return stored.map((text) => {
       const parsed = JSON.parse(text) as StoredEntry;
       const entry: JournalEntry = {
@@ -516,25 +724,65 @@ class RedisLedger implements Ledger {
   }
 
   async accounts(): Promise<Array<Account & { balance: number }>> {
-    const all = await this.#command((redis) => redis.hgetall(this.#balancesKey));
-    return Object.entries(all)
-      .map(([field, balance]) => ({ currency: field.slice(0, 3), clientId: field.slice(4), balance: toUnits(balance) }))
+    // Every primary's keys (one node on a single Redis), then their balances.
+    const nodes = this.#cluster ? this.#cluster.nodes('master') : [this.#redis];
+    const start = this.#prefix.length + 1;
+    const pattern = `${globEscape(this.#prefix)}{*}:balance`;
+    const found: Array<Account & { key: string }> = [];
+    await this.#command(async () => {
+      for (const node of nodes) {
+        let cursor = '0';
+        do {
+          const [next, keys] = await node.scan(cursor, 'MATCH', pattern, 'COUNT', 1000);
+          for (const key of keys) {
+            const tag = key.slice(start, key.length - '}:balance'.length);
+            found.push({ key, currency: tag.slice(0, 3), clientId: tag.slice(4) });
+          }
+          cursor = next;
+        } while (cursor !== '0');
+      }
+    });
+    const balances = await this.#command((redis) => Promise.all(found.map(({ key }) => redis.get(key))));
+    return found
+      .map(({ currency, clientId }, index) => ({ currency, clientId, balance: toUnits(balances[index] ?? 0) }))
       .sort((a, b) => (a.clientId < b.clientId ? -1 : a.clientId > b.clientId ? 1 : a.currency < b.currency ? -1 : 1));
   }
 
   async close(): Promise<void> {
     if (this.#closed) return;
-    await this.#groupCommit?.drain();
+    await Promise.all([...this.#groupCommits.values()].map((commit) => commit.drain()));
     this.#closed = true;
     await closeClient(this.#redis);
   }
+}
+
+/**
+ * Once per ledger, before anything is written: a ledger that already has
+ * accounts (in either layout) says since when it records keyed top-ups, so
+ * that its older accounts still ask Stripe about keys it never saw (PROC-12).
+ */
+async function markKeyedTopUpsSince(client: Redis | Cluster, prefix: string): Promise<void> {
+  const marker = `${prefix}keyed-topups-since`;
+  if ((await client.exists(marker)) === 1) return;
+  let hadAccounts = (await client.exists(`${prefix}balances`)) === 1;
+  const nodes = client instanceof Cluster ? client.nodes('master') : [client];
+  for (const node of nodes) {
+    let cursor = '0';
+    while (!hadAccounts) {
+      const [next, keys] = await node.scan(cursor, 'MATCH', `${globEscape(prefix)}{*}:balance`, 'COUNT', 1000);
+      hadAccounts = keys.length > 0;
+      cursor = next;
+      if (cursor === '0') break;
+    }
+  }
+  await client.set(marker, hadAccounts ? String(Date.now()) : '0', 'NX');
 }
 
 function spendOutcome(encoded: number): SpendResult {
   return encoded >= 0 ? { ok: true, balance: encoded } : { ok: false, balance: -encoded - 1 };
 }
 
-async function closeClient(redis: Redis): Promise<void> {
+async function closeClient(redis: Redis | Cluster): Promise<void> {
   if (redis.status === 'ready') {
     try {
       await redis.quit();
@@ -546,38 +794,103 @@ async function closeClient(redis: Redis): Promise<void> {
   redis.disconnect();
 }
 
+/**
+ * The nodes and credentials of a `redis-cluster://[user:password@]host:port,host:port,...`
+ * URL: any reachable node is enough to discover the rest.
+ */
+export function parseClusterUrl(url: string): { nodes: ClusterNode[]; username?: string; password?: string } {
+  const match = /^redis-cluster:\/\/(?:([^:@/]*)(?::([^@/]*))?@)?([^/?#]+)\/?$/.exec(url);
+  const nodes = (match?.[3] ?? '').split(',').map((address) => {
+    const parsed = /^([^:,]+):(\d{1,5})$/.exec(address.trim());
+    return parsed ? { host: parsed[1]!, port: Number(parsed[2]) } : undefined;
+  });
+  if (!match || nodes.length === 0 || nodes.some((node) => node === undefined || node.port < 1 || node.port > 65_535)) {
+    throw new TypeError('a Redis Cluster ledger URL is redis-cluster://host:port[,host:port...]');
+  }
+  return {
+    nodes: nodes as ClusterNode[],
+    ...(match[1] ? { username: decodeURIComponent(match[1]) } : {}),
+    ...(match[2] ? { password: decodeURIComponent(match[2]) } : {}),
+  };
+}
+
+function connect(url: string, options: LedgerOptions): Redis | Cluster {
+  const connectTimeout = options.connectTimeoutMs ?? 5_000;
+  if (!url.startsWith('redis-cluster://')) {
+    return new Redis(url, {
+      lazyConnect: true,
+      connectTimeout,
+      // While Redis is down a command waits for one reconnection, then fails:
+      // the server answers 503 quickly instead of holding requests.
+      maxRetriesPerRequest: 1,
+      retryStrategy: (attempt) => Math.min(50 * 2 ** attempt, 2_000),
+      // A script whose reply was lost may have run: resending it could spend twice.
+      autoResendUnfulfilledCommands: false,
+    });
+  }
+  const { nodes, username, password } = parseClusterUrl(url);
+  return new Cluster(nodes, {
+    lazyConnect: true,
+    // Off: the ledger pipelines per node itself (group commit), and on the
+    // few other commands auto-pipelining costs more CPU than it saves.
+    enableAutoPipelining: false,
+    // A command whose connection closed may have run: never resend it (a
+    // spend could apply twice). Redirections (MOVED, ASK), TRYAGAIN and
+    // CLUSTERDOWN mean it did not run, and ioredis follows or retries those.
+    retryDelayOnFailover: 0,
+    retryDelayOnClusterDown: 100,
+    retryDelayOnTryAgain: 100,
+    clusterRetryStrategy: (attempt) => (attempt > 20 ? null : Math.min(100 * attempt, 2_000)),
+    slotsRefreshTimeout: connectTimeout,
+    redisOptions: {
+      connectTimeout,
+      maxRetriesPerRequest: 1,
+      autoResendUnfulfilledCommands: false,
+      ...(username ? { username } : {}),
+      ...(password ? { password } : {}),
+    },
+  });
+}
+
 export async function openRedisLedger(url: string, options: LedgerOptions = {}): Promise<Ledger> {
   const prefix = options.keyPrefix ?? DEFAULT_KEY_PREFIX;
-  if (typeof prefix !== 'string' || prefix.length > 200) throw new TypeError('keyPrefix must be a string of at most 200 characters');
+  if (typeof prefix !== 'string' || prefix.length > 200 || /[{}]/.test(prefix)) {
+    // A brace in the prefix would move the accounts' hash tags into it.
+    throw new TypeError('keyPrefix must be a string of at most 200 characters without { or }');
+  }
   resolveMaxBatchSize(options.maxBatchSize);
   resolveMaxBatchesInFlight(options.maxBatchesInFlight);
   if (options.lockWaitMs !== undefined) assertLockWait(options.lockWaitMs);
+  if (options.creditReplicas !== undefined && (!Number.isSafeInteger(options.creditReplicas) || options.creditReplicas < 0 || options.creditReplicas > 16)) {
+    throw new TypeError('creditReplicas must be an integer from 0 to 16');
+  }
+  if (options.spendReplicas !== undefined && (!Number.isSafeInteger(options.spendReplicas) || options.spendReplicas < 0 || options.spendReplicas > 16)) {
+    throw new TypeError('spendReplicas must be an integer from 0 to 16');
+  }
+  if (options.replicaWaitMs !== undefined && (!Number.isSafeInteger(options.replicaWaitMs) || options.replicaWaitMs < 1 || options.replicaWaitMs > 60_000)) {
+    throw new TypeError('replicaWaitMs must be an integer from 1 to 60000');
+  }
 
-  const redis = new Redis(url, {
-    lazyConnect: true,
-    connectTimeout: options.connectTimeoutMs ?? 5_000,
-    // While Redis is down a command waits for one reconnection, then fails:
-    // the server answers 503 quickly instead of holding requests.
-    maxRetriesPerRequest: 1,
-    retryStrategy: (attempt) => Math.min(50 * 2 ** attempt, 2_000),
-    // A script whose reply was lost may have run: resending it could spend twice.
-    autoResendUnfulfilledCommands: false,
-  });
+  const client = connect(url, options);
   // Connection errors surface as rejected commands; without a listener
   // ioredis would also print every one of them.
-  redis.on('error', () => undefined);
+  client.on('error', () => undefined);
   try {
-    await redis.connect();
+    await client.connect();
     const shas = {} as Record<ScriptName, string>;
+    // Every primary learns the scripts now; one that forgets them (a
+    // restart, a replica promoted) is sent their text on first use.
+    const primaries = client instanceof Cluster ? client.nodes('master') : [client];
     for (const name of Object.keys(SCRIPTS) as ScriptName[]) {
-      shas[name] = (await redis.script('LOAD', SCRIPTS[name])) as string;
+      for (const node of primaries) shas[name] = (await node.script('LOAD', SCRIPTS[name])) as string;
     }
-    // Once per ledger: a ledger with balances from before keyed top-ups were recorded says since when it records them.
-    const hadBalances = (await redis.exists(`${prefix}balances`)) === 1;
-    await redis.set(`${prefix}keyed-topups-since`, hadBalances ? String(Date.now()) : '0', 'NX');
-    return new RedisLedger(redis, prefix, shas, options);
+    let creditReplicas = options.creditReplicas;
+    if (creditReplicas === undefined) creditReplicas = client instanceof Cluster && client.nodes('slave').length > 0 ? 1 : 0;
+    await markKeyedTopUpsSince(client, prefix);
+    if (!(client instanceof Cluster)) await migrateSingleInstanceLayout(client, prefix);
+    return new RedisLedger(client, prefix, shas, options, creditReplicas);
   } catch (error) {
-    redis.disconnect();
+    client.disconnect();
     throw ledgerError(error);
   }
 }

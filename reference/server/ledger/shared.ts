@@ -46,6 +46,20 @@ export interface LedgerOptions {
   connectTimeoutMs?: number;
   /** Longest wait for a top-up lock (default: the lock's TTL plus one second). */
   lockWaitMs?: number;
+  /**
+   * Redis: replicas that must hold a credit before it is acknowledged (WAIT),
+   * so a failover cannot lose a charged top-up. Default 1 on a Redis Cluster
+   * with replicas, 0 otherwise.
+   */
+  creditReplicas?: number;
+  /**
+   * Redis: replicas that must hold a spend batch before its spends are
+   * answered (default 0: spends are acknowledged once the primary applied
+   * them; docs/ledgers.md says what a failover can then lose).
+   */
+  spendReplicas?: number;
+  /** Redis: how long a credit waits for those replicas before the ledger reports itself unavailable (default 2000 ms). */
+  replicaWaitMs?: number;
 }
 
 const CURRENCY = /^[a-z]{3}$/;
