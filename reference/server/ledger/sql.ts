@@ -796,7 +796,6 @@ class SqlLedger implements Ledger {
   }
 
   async keyedTopUpCharged(clientId: string, idempotencyKey: string, paymentIntentId: string): Promise<void> {
-    assertAccount({ clientId, currency: 'usd' });
     assertPaymentIntentId(paymentIntentId);
     await this.#run(this.#sql.keyedTopUpCharged, [clientId, idempotencyKey, paymentIntentId]);
   }
