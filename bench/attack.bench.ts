@@ -16,10 +16,10 @@
  *   BENCH_DURATION=5 BENCH_STRIPE_LATENCY_MS=0 npx tsx bench/attack.bench.ts
  */
 import { randomBytes } from 'node:crypto';
-import { startEmulator, type Emulator } from '../conformance/stripe-emulator/index.ts';
-import { decodePaymentResponseHeader, encodeHeader } from '../reference/core/codec.ts';
-import { DEFAULT_RATE_LIMITS } from '../reference/server/limits.ts';
-import { startServer, type RunningServer } from '../reference/server/standalone.ts';
+import { startEmulator, type Emulator } from '@stripe402/stripe-emulator';
+import { decodePaymentResponseHeader, encodeHeader } from '@stripe402/core';
+import { DEFAULT_RATE_LIMITS } from '@stripe402/server';
+import { startServer, type RunningServer } from 'stripe402';
 import { durationSeconds, machineLine, rate, runWhenScript, table } from './harness.ts';
 
 const V = { stripe402Version: 1 } as const;

@@ -12,8 +12,8 @@
  *   BENCH_PRICE_CONFIGS=50 BENCH_PRICE_SEED=7 npx tsx bench/conformance-prices.bench.ts reference
  */
 import fc from 'fast-check';
-import { openLedger } from '../reference/server/ledger/index.ts';
-import { startEmulator } from '../conformance/stripe-emulator/index.ts';
+import { openLedger } from '@stripe402/server/ledger';
+import { startEmulator } from '@stripe402/stripe-emulator';
 import { referenceConfig, specConfig } from '../conformance/test/foreign/prices.ts';
 import { judge, mustFailures, skippedUnderClaim, startReferenceTarget, startSpecTarget, verdictProblems, type Target } from '../conformance/test/foreign/targets.ts';
 import { machineLine, runWhenScript, table } from './harness.ts';

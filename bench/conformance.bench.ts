@@ -7,7 +7,7 @@
  *
  *   npx tsx bench/conformance.bench.ts [pglite] [postgres] [redis] [redis-cluster]
  */
-import { runConformance } from '../conformance/runner.ts';
+import { runConformance } from '@stripe402/conformance';
 import { startStack } from '../test/scale/fleet.ts';
 import type { LedgerKind } from '../test/scale/services.ts';
 import { machineLine, table, ledgerArguments, runWhenScript } from './harness.ts';

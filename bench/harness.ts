@@ -13,8 +13,8 @@ import { loadavg, cpus, tmpdir } from 'node:os';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { promisify } from 'node:util';
-import { decodePaymentResponseHeader, encodeHeader } from '../reference/core/codec.ts';
-import type { PaymentResponse } from '../reference/core/types.generated.ts';
+import { decodePaymentResponseHeader, encodeHeader } from '@stripe402/core';
+import type { PaymentResponse } from '@stripe402/core';
 import type { LedgerKind } from '../test/scale/services.ts';
 
 const execFileAsync = promisify(execFile);

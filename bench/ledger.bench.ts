@@ -13,7 +13,7 @@ import { randomBytes } from 'node:crypto';
 import pg from 'pg';
 import { Redis } from 'ioredis';
 import { PGlite } from '@electric-sql/pglite';
-import { openLedger, openSqlLedger, type Ledger, type LedgerOptions } from '../reference/server/ledger/index.ts';
+import { openLedger, openSqlLedger, type Ledger, type LedgerOptions } from '@stripe402/server/ledger';
 import { reachablePostgresUrl } from '../reference/server/test-helpers.ts';
 import { rate, runWhenScript } from './harness.ts';
 

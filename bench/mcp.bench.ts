@@ -15,7 +15,7 @@ import { join, resolve } from 'node:path';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js';
 import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js';
-import { Stripe402Client } from '../reference/client/index.ts';
+import { Stripe402Client } from '@stripe402/client';
 import { startStack } from '../reference/client/test/harness.ts';
 import { machineLine, runWhenScript, table } from './harness.ts';
 

@@ -18,7 +18,7 @@
 import pg from 'pg';
 import { Cluster, Redis } from 'ioredis';
 import { PGlite } from '@electric-sql/pglite';
-import { openLedger, openSqlLedger, type Ledger } from '../reference/server/ledger/index.ts';
+import { openLedger, openSqlLedger, type Ledger } from '@stripe402/server/ledger';
 import { accountKeys, parseClusterUrl } from '../reference/server/ledger/redis.ts';
 import { startRedisCluster } from '../test/scale/redis-cluster.ts';
 import { freshTag, postgresUrl, startPrivateRedis, type LedgerKind } from '../test/scale/services.ts';

@@ -21,9 +21,9 @@
  *   BENCH_TOPUPS=100 BENCH_STRIPE_LATENCY_MS=0,200,500 npx tsx bench/topup.bench.ts
  */
 import { randomBytes } from 'node:crypto';
-import { stripeClientForUrl } from '../conformance/stripe-emulator/index.ts';
-import { encodeHeader } from '../reference/core/codec.ts';
-import type { PaidRouteConfig } from '../reference/server/routes.ts';
+import { stripeClientForUrl } from '@stripe402/stripe-emulator';
+import { encodeHeader } from '@stripe402/core';
+import type { PaidRouteConfig } from '@stripe402/server';
 import { startFleet } from '../test/scale/fleet.ts';
 import { createCards, newIdempotencyKey, paidRequest, topUp } from '../test/scale/protocol.ts';
 import { ledgerTarget, startEmulatorProcess, type LedgerKind } from '../test/scale/services.ts';

@@ -1,6 +1,7 @@
 #!/usr/bin/env node
-// Entry point for `conformance --target URL`: loads the TypeScript sources
-// through tsx so the package runs without a build step.
+// Repository launcher of `conformance`, from the TypeScript sources through
+// tsx (package names resolve to sources through tsconfig.json's paths), so
+// tests and development need no build. Users run the built package's bin.
 import { register } from 'tsx/esm/api';
-register();
+register({ tsconfig: new URL('../tsconfig.json', import.meta.url).pathname });
 await import('../conformance/cli.ts');

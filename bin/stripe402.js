@@ -1,6 +1,8 @@
 #!/usr/bin/env node
-// Entry point for `stripe402` (serve, emulator, fetch, reconcile): loads the
-// TypeScript sources through tsx so the package runs without a build step.
+// Repository launcher of `stripe402` (serve, emulator, fetch, reconcile),
+// from the TypeScript sources through tsx (package names resolve to sources
+// through tsconfig.json's paths), so tests and development need no build.
+// Users run the built package's bin.
 import { register } from 'tsx/esm/api';
-register();
-await import('../reference/cli.ts');
+register({ tsconfig: new URL('../tsconfig.json', import.meta.url).pathname });
+await import('../reference/stripe402/cli.ts');

@@ -6,7 +6,7 @@
  * what the target said with what was charged.
  */
 import type Stripe from 'stripe';
-import { stripeClientForUrl } from './stripe-emulator/index.ts';
+import { stripeClientForUrl } from '@stripe402/stripe-emulator';
 
 /** The metadata key naming the client id on every PaymentIntent (PROC-6). */
 export const METADATA_CLIENT_ID = 'stripe402_client_id';

@@ -1,6 +1,8 @@
+#!/usr/bin/env node
 /**
- * Entry point of `npx conformance` (loaded by bin/conformance.js): runs the
- * command and leaves the exit code to the process, so buffered output drains.
+ * Entry point of the `conformance` command (`npx @stripe402/conformance`):
+ * runs the command and leaves the exit code to the process, so buffered
+ * output drains.
  */
 import { main } from './command.ts';
 

@@ -9,7 +9,7 @@
 import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
-import type { ConformanceReport } from '../reference/core/index.ts';
+import type { ConformanceReport } from '@stripe402/core';
 import { renderBadgeSvg, shieldsEndpoint } from './report/badge.ts';
 import { renderJUnit } from './report/junit.ts';
 import { renderText } from './report/text.ts';

@@ -17,7 +17,7 @@ import {
   type PaymentPayload,
   type PaymentRequiredResponse,
   type PaymentRequirements,
-} from '../reference/core/index.ts';
+} from '@stripe402/core';
 import type { Backend } from './backend.ts';
 import { CheckFailure, Prerequisite, SkipCheck } from './checks/types.ts';
 import { balanceOf, delivered, describe, errorCodeOf, headerValue, isSuccess, toExchange, type Exchange } from './exchange.ts';

@@ -4,7 +4,7 @@
  * v1 server and careless servers send them.
  */
 import { describe, expect, it } from 'vitest';
-import { encodeHeader } from '../reference/core/index.ts';
+import { encodeHeader } from '@stripe402/core';
 import { internalsIn } from './checks/errors.ts';
 import { toExchange } from './exchange.ts';
 

@@ -17,7 +17,7 @@ import {
   HEADER_PAYMENT_RESPONSE,
   type PaymentRequiredResponse,
   type PaymentResponse,
-} from '../reference/core/index.ts';
+} from '@stripe402/core';
 import type { RawRequest, RawResponse } from './http.ts';
 
 /** A completed request/response pair. */

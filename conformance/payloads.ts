@@ -5,7 +5,7 @@
  * funded client, so a lax decoder that repairs it would serve the request
  * and the check would see a 2xx, not a vacuous 402.
  */
-import { base64Encode } from '../reference/core/index.ts';
+import { base64Encode } from '@stripe402/core';
 
 const utf8 = new TextEncoder();
 

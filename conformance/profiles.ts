@@ -9,7 +9,7 @@
  * level. Every check id is classified here, in this one table; a test keeps
  * the table and the registry equal.
  */
-import type { CheckResult } from '../reference/core/index.ts';
+import type { CheckResult } from '@stripe402/core';
 
 /** The profiles `--profile` accepts. */
 export const PROFILES = ['spec', 'v1'] as const;
@@ -138,6 +138,11 @@ export const CHECK_CATEGORIES: Readonly<Record<string, Category>> = Object.freez
   '12/listed-routes-answer-matching-challenge': 'strict',
   '12/discovery-reveals-nothing': 'strict',
   '13/https-outside-loopback': 'v1',
+  // 13. Rate limits and their rate_limited answer are this specification's; that limiting never charges or
+  // loses credit protects money whatever the version.
+  '13/unknown-client-ids-limited': 'strict',
+  '13/limited-answer-well-formed': 'strict',
+  '13/limited-request-changes-nothing': 'safety',
   '15/v1-payload-shapes-served': 'v1',
   '15/no-extension-member-required': 'v1',
 });

@@ -9,12 +9,13 @@
  * and the exit code from the same facts.
  */
 import { readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import {
   STRIPE402_VERSION,
   validateConformanceReport,
   type CheckResult,
   type ConformanceReport,
-} from '../reference/core/index.ts';
+} from '@stripe402/core';
 import { Backend } from './backend.ts';
 import { CHECKS, sectionOf, type CheckDefinition, type Level } from './checks/index.ts';
 import { CheckFailure, NotApplicable, SkipCheck } from './checks/types.ts';
@@ -267,7 +268,8 @@ async function runCheck(ctx: RunContext, check: CheckDefinition, harnessErrors: 
 
 /** The one-line command that replays a property counterexample, with every option that shapes its inputs. */
 function replayCommand(options: ResolvedOptions, check: CheckDefinition, seed: number, path: string, commands: string | undefined): string {
-  const parts = [`npx conformance --target ${options.target} --only ${check.id} --seed ${seed} --path "${path}"`];
+  // The scoped name: outside this repository an unrelated package owns `conformance`.
+  const parts = [`npx @stripe402/conformance --target ${options.target} --only ${check.id} --seed ${seed} --path "${path}"`];
   if (commands) parts.push(`--commands "${commands}"`);
   if (check.level !== 'core') parts.push('--level all');
   if (options.concurrency !== DEFAULT_CONCURRENCY) parts.push(`--concurrency ${options.concurrency}`);
@@ -380,7 +382,8 @@ function resolveOptions(options: ConformanceOptions): ResolvedOptions {
 
 function packageVersion(): string {
   try {
-    return (JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }).version;
+    // The package's own manifest, found by name from source and from the build alike.
+    return (JSON.parse(readFileSync(createRequire(import.meta.url).resolve('@stripe402/conformance/package.json'), 'utf8')) as { version: string }).version;
   } catch {
     return '0.0.0';
   }

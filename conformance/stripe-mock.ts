@@ -18,7 +18,7 @@ import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Command, InvalidArgumentError } from 'commander';
-import { deriveClientId, isStrongServerSecret, unitsToMinor, SERVER_SECRET_MIN_BYTES } from '../reference/core/index.ts';
+import { deriveClientId, isStrongServerSecret, unitsToMinor, SERVER_SECRET_MIN_BYTES } from '@stripe402/core';
 import { resolveTarget } from './context.ts';
 import { HttpTransport } from './http.ts';
 

@@ -16,7 +16,7 @@ import { existsSync } from 'node:fs';
 import { copyFile, mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import { STRIPE402_VERSION } from '../reference/core/index.ts';
+import { STRIPE402_VERSION } from '@stripe402/core';
 import { loadRequirements, loadSections, specFiles } from './spec-requirements.ts';
 import { buildApi, type ApiResult } from './sitegen/api.ts';
 import { BADGE_PATH, REPORT_DIR, placeBadge, type BadgeResult } from './sitegen/badge.ts';
@@ -320,7 +320,7 @@ function homePage({ site, spec, catalog, vectors, checks, badge, readmeText, spe
   const badgeHtml =
     badge.source === 'none'
       ? `<span class="badge-placeholder" id="conformance-badge">badge: run the conformance suite</span>
-<span class="badge-detail">Run <code>npx conformance --target URL --json ${REPORT_DIR}/report.json --badge ${REPORT_DIR}/badge.svg</code> against the reference server, then <code>npm run site</code>.</span>`
+<span class="badge-detail">Run <code>npx @stripe402/conformance --target URL --json ${REPORT_DIR}/report.json --badge ${REPORT_DIR}/badge.svg</code> against the reference server, then <code>npm run site</code>.</span>`
       : `<img id="conformance-badge" src="${link(BADGE_PATH)}" alt="stripe402 conformance badge of the reference server${report ? `: ${escapeHtml(report.levelReached)}` : ''}" height="20">
 <span class="badge-detail">${reportDetail || 'From the last conformance run of the reference server.'}</span>`;
 
@@ -332,8 +332,8 @@ function homePage({ site, spec, catalog, vectors, checks, badge, readmeText, spe
     card('spec/primer.html', 'Primer', 'Why stripe402 is designed the way it is. Non-normative.', 'rationale'),
     card('schemas/index.html', 'JSON Schemas', 'Every message as JSON Schema 2020-12: the source of truth for the shapes.', `${catalog.length} schemas`),
     card('vectors/index.html', 'Test vectors', 'Language-neutral cases for the client id, header encoding, units and messages.', `${vectors.length} files · ${cases} cases`),
-    card(CHECKS_PAGE, 'Conformance checks', 'What <code>npx conformance --target URL</code> tests, each check tied to the requirement it verifies.', checkStat),
-    card('api/index.html', 'API reference', 'The TypeScript reference implementation: core, server, ledgers and client.', 'typedoc'),
+    card(CHECKS_PAGE, 'Conformance checks', 'What <code>npx @stripe402/conformance --target URL</code> tests, each check tied to the requirement it verifies.', checkStat),
+    card('api/index.html', 'API reference', 'The TypeScript packages, one per job: core, server and ledgers, the Hono, Express and Fastify adapters, client, conformance, emulator.', 'typedoc'),
   ].join('\n');
   const chapterList = chapters
     .map((s) => `<li><a href="${link(`${site.specPage(s.file)}#${s.anchor}`)}"><span class="toc-num">${escapeHtml(s.number)}.</span> ${escapeHtml(s.title)}</a></li>`)

@@ -6,7 +6,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { STRIPE_MAXIMUM_CHARGE, STRIPE_MINIMUM_CHARGE } from '../reference/server/routes.ts';
+import { STRIPE_MAXIMUM_CHARGE, STRIPE_MINIMUM_CHARGE } from '@stripe402/server';
 
 const units = readFileSync(new URL('../spec/05-units.md', import.meta.url), 'utf8');
 

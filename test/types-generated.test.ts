@@ -7,7 +7,7 @@
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
-import { SCHEMAS, validate, type SchemaName } from '../reference/core/schemas.ts';
+import { SCHEMAS, validate, type SchemaName } from '@stripe402/core';
 import { generateTypes } from '../scripts/gen-types.ts';
 
 const generatedFile = fileURLToPath(new URL('../reference/core/types.generated.ts', import.meta.url));

@@ -28,7 +28,7 @@ import {
   validate,
   type Decoded,
   type SchemaName,
-} from '../reference/core/index.ts';
+} from '@stripe402/core';
 import { loadRequirements } from '../scripts/spec-requirements.ts';
 
 const root = fileURLToPath(new URL('..', import.meta.url));

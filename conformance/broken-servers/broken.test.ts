@@ -13,11 +13,11 @@ import {
   deriveClientId,
   encodeHeader,
   type PaymentResponse,
-} from '../../reference/core/index.ts';
+} from '@stripe402/core';
 import { listChecks } from '../runner.ts';
-import { startEmulator, type Emulator } from '../stripe-emulator/index.ts';
+import { startEmulator, type Emulator } from '@stripe402/stripe-emulator';
 import { detailOf, proveAll, type ProofRun } from './prove.ts';
-import { hasDuplicateMembers } from '../../reference/core/index.ts';
+import { hasDuplicateMembers } from '@stripe402/core';
 import { BREAKS, NOT_FOR_THE_CORRECT_SERVER, UNBREAKABLE, VARIANTS, startBrokenServer, type BreakName, type VariantName } from './server.ts';
 
 const NAMES = Object.keys(BREAKS) as BreakName[];

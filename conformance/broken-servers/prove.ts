@@ -8,7 +8,7 @@
  * note).
  */
 import { randomUUID } from 'node:crypto';
-import type { CheckResult, ConformanceReport } from '../../reference/core/index.ts';
+import type { CheckResult, ConformanceReport } from '@stripe402/core';
 import { runConformance } from '../runner.ts';
 import { BREAKS, VARIANTS, startBrokenServer, type BreakInfo, type BreakName, type VariantName } from './server.ts';
 

@@ -42,7 +42,7 @@ import {
   type PaymentRequiredResponse,
   type PaymentRequirements,
   type PaymentResponse,
-} from '../../reference/core/index.ts';
+} from '@stripe402/core';
 import { BREAKS, VARIANTS, type BreakName, type VariantName } from './breaks.ts';
 
 export { BREAKS, NOT_FOR_THE_CORRECT_SERVER, UNBREAKABLE, VARIANTS, type BreakName, type BreakInfo, type VariantName, type VariantInfo } from './breaks.ts';

@@ -9,7 +9,7 @@
  */
 import { writeFileSync } from 'node:fs';
 import { listChecks } from '../runner.ts';
-import { startEmulator } from '../stripe-emulator/index.ts';
+import { startEmulator } from '@stripe402/stripe-emulator';
 import { PROOF_RUNS, PROOF_SEED, proveAll, renderTable } from './prove.ts';
 import { BREAKS, UNBREAKABLE, type BreakName } from './server.ts';
 

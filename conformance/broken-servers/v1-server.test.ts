@@ -8,10 +8,10 @@
  * extension it need not implement, charges without metadata) must pass.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { ConformanceReport } from '../../reference/core/index.ts';
+import type { ConformanceReport } from '@stripe402/core';
 import { startV1Server, type RunningV1Server } from '../../reference/client/test/v1-server.ts';
 import { runConformance } from '../runner.ts';
-import { startEmulator, type Emulator } from '../stripe-emulator/index.ts';
+import { startEmulator, type Emulator } from '@stripe402/stripe-emulator';
 import { detailOf } from './prove.ts';
 
 /** Every check a v1 server fails, and why: the row of Table 15.2, or the defect. */

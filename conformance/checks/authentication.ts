@@ -8,7 +8,7 @@
  * (CONF-5): a server without it is judged by AUTH-4 alone.
  */
 import type { RunContext } from '../context.ts';
-import { isClientId } from '../../reference/core/index.ts';
+import { isClientId } from '@stripe402/core';
 import { describe, errorCodeOf, isSuccess, type Exchange } from '../exchange.ts';
 import { expectBalance, expectError, expectServed, goodCard, probeCard, show, withBalanceUnchanged } from './helpers.ts';
 import { CheckFailure, NotApplicable, SkipCheck, expect, type CheckDefinition } from './types.ts';

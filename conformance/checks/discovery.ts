@@ -2,7 +2,7 @@
  * Section 12, discovery (extension): the document at /.well-known/stripe402
  * and the challenge of every route it lists.
  */
-import { DISCOVERY_PATH } from '../../reference/core/index.ts';
+import { DISCOVERY_PATH } from '@stripe402/core';
 import { describe } from '../exchange.ts';
 import { show } from './helpers.ts';
 import { NotApplicable, SkipCheck, expect, type CheckDefinition } from './types.ts';

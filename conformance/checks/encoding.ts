@@ -4,7 +4,7 @@
  * payment-response on every answer to a paid request.
  */
 import { isDeepStrictEqual } from 'node:util';
-import { base64Decode, decodeHeaderObject, encodeHeader, MAX_PAYMENT_HEADER_LENGTH } from '../../reference/core/index.ts';
+import { base64Decode, decodeHeaderObject, encodeHeader, MAX_PAYMENT_HEADER_LENGTH } from '@stripe402/core';
 import { describe, describeWithRequest, errorCodeOf, headerValue, isSuccess } from '../exchange.ts';
 import { JUNK_CLASSES, encodeText, paddedHeader, spacedJson } from '../payloads.ts';
 import { expectBalance, expectError, expectServed, probeCard, refusesEveryVariant, withBalanceUnchanged } from './helpers.ts';

@@ -3,7 +3,7 @@
  * rule broken by any error path (not only the ones a dedicated check visits)
  * is found. Also the invalid-input property and declined cards.
  */
-import { ERROR_CODES, decodePaymentHeader, validatePaymentRequired } from '../../reference/core/index.ts';
+import { ERROR_CODES, decodePaymentHeader, validatePaymentRequired } from '@stripe402/core';
 import { delivered, describeWithRequest, headerValue, isSuccess, type Exchange } from '../exchange.ts';
 import { invalidInputProperty } from '../properties/invalid-input.ts';
 import { expectBalance, expectError, show } from './helpers.ts';

@@ -4,7 +4,7 @@
  * found it.
  */
 import type { RunContext, Route } from '../context.ts';
-import { isClientId } from '../../reference/core/index.ts';
+import { isClientId } from '@stripe402/core';
 import { balanceOf, describe, errorCodeOf, isSuccess, type Exchange } from '../exchange.ts';
 import { CheckFailure, Prerequisite, SkipCheck } from './types.ts';
 

@@ -4,7 +4,7 @@
  * server secret), and that an unknown id cannot be told from an empty one.
  */
 import { isDeepStrictEqual } from 'node:util';
-import { decodeHeaderObject, deriveClientId, isClientId } from '../../reference/core/index.ts';
+import { decodeHeaderObject, deriveClientId, isClientId } from '@stripe402/core';
 import { describe, isSuccess, type Exchange } from '../exchange.ts';
 import { expectError, goodCard, probeCard, refusesEveryVariant, withBalanceUnchanged } from './helpers.ts';
 import { CheckFailure, NotApplicable, Prerequisite, SkipCheck, expect, type CheckDefinition } from './types.ts';

@@ -3,7 +3,7 @@
  * spends never overdraws a balance, and at the end of the run the money the
  * backend collected for each client equals the credit the target granted.
  */
-import { unitsToMinor } from '../../reference/core/index.ts';
+import { unitsToMinor } from '@stripe402/core';
 import { describeWithRequest, isSuccess, type Exchange } from '../exchange.ts';
 import { expectBalance, expectError, goodCard } from './helpers.ts';
 import { CheckFailure, SkipCheck, expect, type CheckDefinition } from './types.ts';

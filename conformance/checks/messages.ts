@@ -4,7 +4,7 @@
  * reaches Stripe or the ledger (version, integer amounts, member formats,
  * unknown members ignored).
  */
-import { validatePaymentRequired, validatePaymentResponse } from '../../reference/core/index.ts';
+import { validatePaymentRequired, validatePaymentResponse } from '@stripe402/core';
 import { describe, describeWithRequest, isSuccess } from '../exchange.ts';
 import {
   expectBalance,

@@ -4,7 +4,7 @@
  * charge is needed), serialized and idempotent charging, replays, and the
  * restore of credit when the handler fails.
  */
-import { encodeHeader } from '../../reference/core/index.ts';
+import { encodeHeader } from '@stripe402/core';
 import { expectedMinor, type RunContext, type Route } from '../context.ts';
 import { describe, describeWithRequest, headerValue, isSuccess } from '../exchange.ts';
 import { modelProperty } from '../properties/model.ts';

@@ -3,7 +3,7 @@
  * backend records for it (rounded up, never down), the currency steps and
  * minimums a server advertises, and balances that never cross currencies.
  */
-import { currencyExponent, unitsToMinor } from '../../reference/core/index.ts';
+import { currencyExponent, unitsToMinor } from '@stripe402/core';
 import { METADATA_CLIENT_ID, METADATA_UNITS } from '../backend.ts';
 import type { Route } from '../context.ts';
 import { describe, errorCodeOf, isSuccess } from '../exchange.ts';

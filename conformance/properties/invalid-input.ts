@@ -10,7 +10,7 @@
  */
 import { existsSync, readFileSync } from 'node:fs';
 import fc from 'fast-check';
-import { decodePaymentHeader, encodeHeader } from '../../reference/core/index.ts';
+import { decodePaymentHeader, encodeHeader } from '@stripe402/core';
 import { expectError, probeCard } from '../checks/helpers.ts';
 import { CheckFailure, type CheckDefinition } from '../checks/types.ts';
 import type { RunContext } from '../context.ts';

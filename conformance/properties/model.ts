@@ -8,7 +8,7 @@
  * has state, and on repeated runs.
  */
 import fc from 'fast-check';
-import { isClientId } from '../../reference/core/index.ts';
+import { isClientId } from '@stripe402/core';
 import { expectBalance, expectError, expectServed } from '../checks/helpers.ts';
 import { SkipCheck, expect, type CheckDefinition } from '../checks/types.ts';
 import type { RunContext } from '../context.ts';

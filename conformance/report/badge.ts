@@ -7,7 +7,7 @@
  * "stripe402 v1 | ledger · 2026-11-22" or
  * "stripe402 v1 | core · 12 unverified · 2026-11-22".
  */
-import type { ConformanceReport } from '../../reference/core/index.ts';
+import type { ConformanceReport } from '@stripe402/core';
 import { xmlEscape } from './junit.ts';
 
 /** What both badge forms say. */

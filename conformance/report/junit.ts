@@ -8,7 +8,7 @@
  * other skipped and info checks are <skipped> with their reason. Each
  * testcase carries the check's category as a property.
  */
-import type { CheckResult, ConformanceReport } from '../../reference/core/index.ts';
+import type { CheckResult, ConformanceReport } from '@stripe402/core';
 import { isDefect, isUnverified } from '../profiles.ts';
 import { sectionTitle } from '../requirements.ts';
 

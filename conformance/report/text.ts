@@ -6,7 +6,7 @@
  * apart from the defects, and the totals with the level reached and the time
  * taken.
  */
-import type { CheckResult, ConformanceReport } from '../../reference/core/index.ts';
+import type { CheckResult, ConformanceReport } from '@stripe402/core';
 import { sectionTitle } from '../requirements.ts';
 import { isUnverified } from '../profiles.ts';
 

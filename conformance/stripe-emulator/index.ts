@@ -1,6 +1,10 @@
-// Public entry point of the Stripe emulator: a stateful, in-memory stand-in
-// for the parts of Stripe's API that stripe402 uses, reached over real HTTP
-// by the official SDK. See docs/stripe-backends.md.
+/**
+ * Public entry point of the Stripe emulator: a stateful, in-memory stand-in
+ * for the parts of Stripe's API that stripe402 uses, reached over real HTTP
+ * by the official SDK. See docs/stripe-backends.md.
+ *
+ * @module @stripe402/stripe-emulator
+ */
 export { startEmulator } from './server.ts';
 export type { Emulator, EmulatorEvent, EmulatorOptions, EmulatorState } from './server.ts';
 export { stripeClientForUrl } from './client.ts';

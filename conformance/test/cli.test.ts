@@ -11,7 +11,7 @@ import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { decodePaymentHeader, validateConformanceReport, type ConformanceReport } from '../../reference/core/index.ts';
+import { decodePaymentHeader, validateConformanceReport, type ConformanceReport } from '@stripe402/core';
 import { main, type CommandIO } from '../command.ts';
 import { exitCodeOf, listChecks, runConformance, selectChecks } from '../runner.ts';
 import { startProxy, startReferenceTarget, type ReferenceTarget } from './harness.ts';

@@ -8,8 +8,8 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { startEmulator } from '../stripe-emulator/index.ts';
-import { startServer } from '../../reference/server/standalone.ts';
+import { startEmulator } from '@stripe402/stripe-emulator';
+import { startServer } from 'stripe402';
 
 export interface ReferenceTarget {
   /** Base URL of the reference server. */

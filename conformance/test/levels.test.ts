@@ -9,11 +9,11 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { ConformanceReport } from '../../reference/core/index.ts';
-import { startServer, type RunningServer } from '../../reference/server/standalone.ts';
+import type { ConformanceReport } from '@stripe402/core';
+import { startServer, type RunningServer } from 'stripe402';
 import { main, type CommandIO } from '../command.ts';
 import { exitCodeOf, runConformance } from '../runner.ts';
-import { startEmulator, type Emulator } from '../stripe-emulator/index.ts';
+import { startEmulator, type Emulator } from '@stripe402/stripe-emulator';
 import { startReferenceTarget, type ReferenceTarget } from './harness.ts';
 
 const LEVELS = ['none', 'core', 'ledger', 'extensions'] as const;

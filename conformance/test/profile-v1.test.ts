@@ -10,7 +10,7 @@
  * the plain one fails it on its crash on a JSON `null` payload.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { ConformanceReport } from '../../reference/core/index.ts';
+import type { ConformanceReport } from '@stripe402/core';
 import { categoryOf } from '../profiles.ts';
 import { exitCodeOf, runConformance } from '../runner.ts';
 import { startV1Target, type V1Target } from './v1-targets.ts';

@@ -7,7 +7,7 @@
  * under every profile unless it is spec-strict under `v1`.
  */
 import { describe, expect, it } from 'vitest';
-import type { CheckResult, ConformanceReport } from '../../reference/core/index.ts';
+import type { CheckResult, ConformanceReport } from '@stripe402/core';
 import { CHECK_CATEGORIES, categoryOf, isDefect, isUnverified, resultCategory } from '../profiles.ts';
 import { exitCodeOf, listChecks } from '../runner.ts';
 

@@ -7,7 +7,7 @@
  * shields.io endpoint say the spec version, the level reached and the date.
  */
 import { describe, expect, it } from 'vitest';
-import { validateConformanceReport, type CheckResult, type ConformanceReport } from '../../reference/core/index.ts';
+import { validateConformanceReport, type CheckResult, type ConformanceReport } from '@stripe402/core';
 import { badgeContent, renderBadgeSvg, shieldsEndpoint } from '../report/badge.ts';
 import { renderJUnit, xmlEscape } from '../report/junit.ts';
 import { renderText } from '../report/text.ts';

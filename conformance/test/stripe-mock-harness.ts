@@ -9,10 +9,10 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import type { CheckResult, ConformanceReport } from '../../reference/core/index.ts';
-import { DEMO_ROUTES } from '../../reference/server/app.ts';
-import type { Ledger } from '../../reference/server/ledger/index.ts';
-import { startServer } from '../../reference/server/standalone.ts';
+import type { CheckResult, ConformanceReport } from '@stripe402/core';
+import { DEMO_ROUTES } from 'stripe402';
+import type { Ledger } from '@stripe402/server/ledger';
+import { startServer } from 'stripe402';
 import { runConformance } from '../runner.ts';
 import { startStripeMock, stripeMockFixtures } from '../stripe-mock.ts';
 

@@ -9,7 +9,7 @@
  *   npx tsx conformance/test/stripe-mock-table.ts
  */
 import { readFileSync, writeFileSync } from 'node:fs';
-import { openLedger } from '../../reference/server/ledger/index.ts';
+import { openLedger } from '@stripe402/server/ledger';
 import { stripeMockBinary } from '../stripe-mock.ts';
 import { renderStripeMockResults, runOnStripeMock, withGeneratedPart } from './stripe-mock-harness.ts';
 

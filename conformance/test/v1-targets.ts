@@ -15,7 +15,7 @@
  */
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { startEmulator, type Emulator } from '../stripe-emulator/index.ts';
+import { startEmulator, type Emulator } from '@stripe402/stripe-emulator';
 import { V1_ROUTES, startV1Server, type RunningV1Server, type V1Route } from '../../reference/client/test/v1-server.ts';
 
 export interface V1Target {

@@ -13,7 +13,7 @@
  * what is charged in the currency's smallest unit (`unitsToMinor`, rounded
  * up as a server charges), so a cap holds in real money.
  */
-import { currencyExponent, unitsToMinor, UNITS_PER_MAJOR, type PaymentRequirements } from '../core/index.ts';
+import { currencyExponent, unitsToMinor, UNITS_PER_MAJOR, type PaymentRequirements } from '@stripe402/core';
 import { BudgetExceededError, type BudgetRefusal, type BudgetRule } from './errors.ts';
 
 /**

@@ -6,7 +6,7 @@
  * missing payment method, too many attempts). Callers branch on `code` or on
  * the class; messages are for humans.
  */
-import type { ErrorCode, PaymentRequiredResponse, PaymentRequirements, PaymentResponse } from '../core/index.ts';
+import type { ErrorCode, PaymentRequiredResponse, PaymentRequirements, PaymentResponse } from '@stripe402/core';
 
 /** Client-side error codes: things that went wrong before or instead of a server answer. */
 export const CLIENT_ERROR_CODES = Object.freeze([

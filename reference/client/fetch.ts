@@ -27,7 +27,7 @@ import {
   type PaymentRequiredResponse,
   type PaymentRequirements,
   type PaymentResponse,
-} from '../core/index.ts';
+} from '@stripe402/core';
 import { BudgetPolicy, type BudgetOptions, type Reservation } from './budget.ts';
 import { createCardPaymentMethod, DEFAULT_STRIPE_API_BASE, type CardDetails } from './card.ts';
 import {

@@ -4,7 +4,7 @@
  * are shown only redacted. Amounts are formatted with exact integer
  * arithmetic, never floats.
  */
-import { currencyExponent, UNITS_PER_MAJOR } from '../core/index.ts';
+import { currencyExponent, UNITS_PER_MAJOR } from '@stripe402/core';
 
 /** A client id shortened for logs: its first 6 characters and an ellipsis. */
 export function redactClientId(clientId: string | undefined): string {

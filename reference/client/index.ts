@@ -1,7 +1,11 @@
 /**
- * reference/client: a `fetch` that pays stripe402 challenges within a
- * budget (`withStripe402`, `Stripe402Client`), its budget policy, client-id
- * stores, card tokenization, typed errors, and the `stripe402 fetch` CLI.
+ * @stripe402/client: a `fetch` that pays stripe402 challenges within a
+ * budget (`withStripe402`, `Stripe402Client`), its budget policy, the
+ * in-memory client-id store, card tokenization and typed errors. Runs
+ * wherever `fetch` does (Node 20.19+, browsers, Deno, Bun); the file store
+ * is Node only, in `@stripe402/client/node`.
+ *
+ * @module @stripe402/client
  */
 export { Stripe402Client, withStripe402, newIdempotencyKey, describeCode, type Stripe402FetchOptions, type PaymentEvent } from './fetch.ts';
 export {
@@ -22,10 +26,9 @@ export {
   type TopUpDetails,
   type UnitsLimit,
 } from './budget.ts';
-export { MemoryClientIdStore, JsonFileClientIdStore, defaultStorePath, type ClientIdStore, type ClientIdFile } from './store.ts';
+export { MemoryClientIdStore, type ClientIdStore } from './store.ts';
 export { createCardPaymentMethod, parseCardText, DEFAULT_STRIPE_API_BASE, type CardDetails } from './card.ts';
 export { budgetFromJson, parseUnitsLimit, BudgetConfigError } from './budget-config.ts';
 export { bufferRequest, toInit, DEFAULT_MAX_BODY_BYTES, type ReplayableRequest } from './request.ts';
 export { redactClientId, redactPaymentMethodId, formatMinor, formatUnits } from './format.ts';
 export * from './errors.ts';
-export { runFetchCli, FETCH_EXIT, type FetchCliIo } from './cli.ts';

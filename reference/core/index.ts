@@ -2,6 +2,8 @@
  * reference/core: what every stripe402 implementation shares, with no I/O
  * and no framework: the types generated from schemas/, the header codec,
  * units, client-id derivation and the error classes.
+ *
+ * @module @stripe402/core
  */
 export * from './types.generated.ts';
 export * from './errors.ts';

@@ -6,16 +6,8 @@
  * start-up: a typo stops the server instead of paying with a default.
  */
 import { readFile } from 'node:fs/promises';
-import {
-  budgetFromJson,
-  defaultStorePath,
-  parseCardText,
-  parseUnitsLimit,
-  BudgetConfigError,
-  type BudgetOptions,
-  type CardDetails,
-  type UnitsLimit,
-} from '../client/index.ts';
+import { budgetFromJson, parseCardText, parseUnitsLimit, BudgetConfigError, type BudgetOptions, type CardDetails, type UnitsLimit } from '@stripe402/client';
+import { defaultStorePath } from '@stripe402/client/node';
 
 /** Everything the MCP server needs, after defaults. */
 export interface McpConfig {

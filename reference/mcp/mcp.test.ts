@@ -19,7 +19,7 @@ import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/
 import { ElicitRequestSchema, type CallToolResult } from '@modelcontextprotocol/sdk/types.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startStack, succeededCharges, type Stack } from '../client/test/harness.ts';
-import type { RunningServer } from '../server/standalone.ts';
+import type { RunningServer } from 'stripe402';
 
 const BIN = resolve(import.meta.dirname, '../../bin/stripe402.js');
 

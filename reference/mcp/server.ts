@@ -13,14 +13,13 @@
 import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
 import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js';
 import { z } from 'zod';
-import { currencyExponent } from '../core/index.ts';
+import { currencyExponent } from '@stripe402/core';
 import {
   AuthenticationRequiredError,
   BudgetExceededError,
   BudgetPolicy,
   formatMinor,
   formatUnits,
-  JsonFileClientIdStore,
   limitFor,
   redactClientId,
   Stripe402Client,
@@ -28,7 +27,8 @@ import {
   type AuthenticationDetails,
   type PaymentEvent,
   type TopUpDetails,
-} from '../client/index.ts';
+} from '@stripe402/client';
+import { JsonFileClientIdStore } from '@stripe402/client/node';
 import type { McpConfig } from './config.ts';
 
 /** The server's name and version, as MCP hosts show them. */

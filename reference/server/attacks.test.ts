@@ -12,8 +12,8 @@
  */
 import { randomBytes } from 'node:crypto';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { startEmulator, type Emulator } from '../../conformance/stripe-emulator/index.ts';
-import type { RunningServer } from './standalone.ts';
+import { startEmulator, type Emulator } from '@stripe402/stripe-emulator';
+import type { RunningServer } from 'stripe402';
 import {
   countStripeRequests,
   LEDGER_KINDS,

@@ -14,10 +14,10 @@ import { randomBytes } from 'node:crypto';
 import path from 'node:path';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startEmulator, type Emulator } from '../../conformance/stripe-emulator/index.ts';
+import { startEmulator, type Emulator } from '@stripe402/stripe-emulator';
 import { openLedger } from './ledger/index.ts';
 import { reconcile } from './recovery.ts';
-import type { RunningServer } from './standalone.ts';
+import type { RunningServer } from 'stripe402';
 import {
   eventually,
   FaultInjectingLedger,

@@ -8,10 +8,10 @@
  * here) is a thin shell around it.
  */
 import { randomUUID } from 'node:crypto';
-import { HEADER_PAYMENT_REQUIRED, HEADER_PAYMENT_RESPONSE, STRIPE402_VERSION, decodePaymentHeader, encodeHeader, type Decoded } from '../core/codec.ts';
-import { deriveClientId, isClientId, isStrongServerSecret, SERVER_SECRET_MIN_BYTES } from '../core/client-id.ts';
-import { unitsToMinor } from '../core/units.ts';
-import type { ErrorCode, PaymentPayload, PaymentRequiredResponse, PaymentRequirements, PaymentResponse } from '../core/types.generated.ts';
+import { HEADER_PAYMENT_REQUIRED, HEADER_PAYMENT_RESPONSE, STRIPE402_VERSION, decodePaymentHeader, encodeHeader, type Decoded } from '@stripe402/core';
+import { deriveClientId, isClientId, isStrongServerSecret, SERVER_SECRET_MIN_BYTES } from '@stripe402/core';
+import { unitsToMinor } from '@stripe402/core';
+import type { ErrorCode, PaymentPayload, PaymentRequiredResponse, PaymentRequirements, PaymentResponse } from '@stripe402/core';
 import { LedgerUnavailableError, type Ledger } from './ledger/types.ts';
 import { METADATA_CLIENT_ID, METADATA_CURRENCY, METADATA_UNITS, show, type GatewayFailure, type PaymentIntentView, type StripeGateway } from './gateway.ts';
 import { RateLimiter, UNKNOWN_SOURCE, type Limited, type RateLimitOptions } from './limits.ts';

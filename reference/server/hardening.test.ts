@@ -16,10 +16,10 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import Stripe from 'stripe';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { startEmulator, type Emulator } from '../../conformance/stripe-emulator/index.ts';
+import { startEmulator, type Emulator } from '@stripe402/stripe-emulator';
 import { openLedger } from './ledger/index.ts';
 import type { Ledger } from './ledger/types.ts';
-import { resolveServerSecret, secretWeakness, startServer, type RunningServer } from './standalone.ts';
+import { resolveServerSecret, secretWeakness, startServer, type RunningServer } from 'stripe402';
 import { emulatorFootprint, freshSecret, request, startTestServer } from './test-helpers.ts';
 
 const ROOT = path.resolve(import.meta.dirname, '../..');

@@ -1,7 +1,11 @@
 /**
- * reference/server: the stripe402 payment engine, its Hono middleware, the
- * Stripe gateway, rate limits, webhook and reconcile recovery, and the standalone server
- * with the demo API. The ledgers live in ./ledger.
+ * @stripe402/server: the framework-free stripe402 payment engine, the
+ * Stripe gateway, rate limits, webhook and reconcile recovery, what every HTTP adapter
+ * shares, and the Fetch-API handler. The ledgers live in
+ * `@stripe402/server/ledger`; the framework adapters in @stripe402/hono,
+ * @stripe402/express and @stripe402/fastify.
+ *
+ * @module @stripe402/server
  */
 export { PaymentEngine, stripeIdempotencyKey, EXPOSED_HEADERS } from './engine.ts';
 export type { EngineOptions, Decision, DecisionContext, Grant, Settlement, InternalErrorEvent } from './engine.ts';
@@ -9,15 +13,12 @@ export { compileRoutes, canonicalSegments, pathnameOf, chargeStep, RouteTable, R
 export type { PaidRouteConfig, PaidRoute, Price, RouteMatch } from './routes.ts';
 export { createStripeClient, StripeSdkGateway, METADATA_CLIENT_ID, METADATA_UNITS, METADATA_CURRENCY, METADATA_IDEMPOTENCY_KEY, METADATA_DEPLOYMENT } from './gateway.ts';
 export type { StripeGateway, ChargeRequest, PaymentIntentView, PaymentMethodView, GatewayFailure, GatewayFailureKind, Outcome, StripeClientOptions } from './gateway.ts';
+export { createPaywall, readBounded, PaywallConfigError, DEFAULT_WEBHOOK_PATH, DEFAULT_WEBHOOK_MAX_BYTES } from './adapter.ts';
+export type { Stripe402Options, Paywall, PaywallRoute } from './adapter.ts';
+export { stripe402Fetch, type FetchHandler } from './fetch.ts';
 export { RateLimiter, BucketMap, TrustedProxies, DEFAULT_RATE_LIMITS, UNKNOWN_SOURCE, sourceOf, networkOf, parseRateLimitSetting } from './limits.ts';
 export type { RateLimitOptions, BucketOptions, Limited, LimitKind } from './limits.ts';
-export { stripe402, DEFAULT_WEBHOOK_PATH, DEFAULT_WEBHOOK_MAX_BYTES } from './middleware.ts';
-export type { Stripe402MiddlewareOptions, Stripe402Variables } from './middleware.ts';
 export { creditPaymentIntent, deploymentIdOf, handleWebhook, reconcile, parseSince } from './recovery.ts';
 export type { CreditScope, ReconcileReport, WebhookResult, RecoveryOutcome } from './recovery.ts';
-export { createDemoApp, requestLogger, DEMO_ROUTES } from './app.ts';
-export type { DemoAppOptions } from './app.ts';
-export { startServer, resolveServerSecret, secretWeakness, DEFAULT_PORT, DEFAULT_HOST } from './standalone.ts';
-export type { ServerOptions, RunningServer } from './standalone.ts';
 export { requireHttpsForPayments, proxyList } from './transport.ts';
 export { jsonLogger, redact, scrub, silentLogger, type LogSink, type LogEntry } from './log.ts';

@@ -7,9 +7,9 @@
  * ledger failed to record them (retry, webhook, reconcile).
  */
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { startEmulator, type Emulator } from '../../conformance/stripe-emulator/index.ts';
+import { startEmulator, type Emulator } from '@stripe402/stripe-emulator';
 import { reconcile } from './recovery.ts';
-import type { RunningServer } from './standalone.ts';
+import type { RunningServer } from 'stripe402';
 import {
   eventually,
   FaultInjectingLedger,

@@ -12,11 +12,11 @@
 import { readFileSync } from 'node:fs';
 import Stripe from 'stripe';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { startEmulator, type Emulator } from '../../conformance/stripe-emulator/index.ts';
-import { decodePaymentRequiredHeader, decodePaymentResponseHeader } from '../core/codec.ts';
-import { validateDiscovery } from '../core/schemas.ts';
-import type { ErrorCode } from '../core/types.generated.ts';
-import type { RunningServer } from './standalone.ts';
+import { startEmulator, type Emulator } from '@stripe402/stripe-emulator';
+import { decodePaymentRequiredHeader, decodePaymentResponseHeader } from '@stripe402/core';
+import { validateDiscovery } from '@stripe402/core';
+import type { ErrorCode } from '@stripe402/core';
+import type { RunningServer } from 'stripe402';
 import {
   countStripeRequests,
   emulatorFootprint,

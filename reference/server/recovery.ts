@@ -11,8 +11,8 @@
  * signing secret cannot mint credit with a forged event.
  */
 import { createHmac } from 'node:crypto';
-import { isClientId } from '../core/client-id.ts';
-import { isUnits, unitsToMinor } from '../core/units.ts';
+import { isClientId } from '@stripe402/core';
+import { isUnits, unitsToMinor } from '@stripe402/core';
 import type { Ledger } from './ledger/types.ts';
 import { METADATA_CLIENT_ID, METADATA_CURRENCY, METADATA_DEPLOYMENT, METADATA_UNITS, type PaymentIntentView, type StripeGateway } from './gateway.ts';
 

@@ -4,7 +4,7 @@
  * document (DISC-1). No I/O.
  */
 import { describe, expect, it } from 'vitest';
-import { validateDiscovery } from '../core/schemas.ts';
+import { validateDiscovery } from '@stripe402/core';
 import { canonicalSegments, compileRoutes, pathnameOf, RouteConfigError, RouteTable, type PaidRouteConfig } from './routes.ts';
 
 const JOKE: PaidRouteConfig = { method: 'GET', path: '/api/joke', amount: 100, currency: 'usd', minTopUp: 50_000, description: 'A joke' };

@@ -5,9 +5,9 @@
  * than a string (PAY-1 to PAY-3). Framework-free, so the engine and any
  * HTTP adapter share one definition of "this request is for a paid route".
  */
-import { DISCOVERY_PATH, STRIPE402_VERSION } from '../core/codec.ts';
-import { isUnits, unitsToMinor } from '../core/units.ts';
-import type { DiscoveryDocument, DiscoveryRoute } from '../core/types.generated.ts';
+import { DISCOVERY_PATH, STRIPE402_VERSION } from '@stripe402/core';
+import { isUnits, unitsToMinor } from '@stripe402/core';
+import type { DiscoveryDocument, DiscoveryRoute } from '@stripe402/core';
 
 /** One price of a route in one currency (MSG-6). */
 export interface Price {

@@ -11,12 +11,12 @@ import http from 'node:http';
 import net from 'node:net';
 import pg from 'pg';
 import { Redis } from 'ioredis';
-import { decodePaymentRequiredHeader, decodePaymentResponseHeader, encodeHeader } from '../core/codec.ts';
-import type { PaymentRequiredResponse, PaymentResponse } from '../core/types.generated.ts';
+import { decodePaymentRequiredHeader, decodePaymentResponseHeader, encodeHeader } from '@stripe402/core';
+import type { PaymentRequiredResponse, PaymentResponse } from '@stripe402/core';
 import { openLedger } from './ledger/index.ts';
-import type { Emulator } from '../../conformance/stripe-emulator/index.ts';
+import type { Emulator } from '@stripe402/stripe-emulator';
 import type Stripe from 'stripe';
-import { startServer, type RunningServer, type ServerOptions } from './standalone.ts';
+import { startServer, type RunningServer, type ServerOptions } from 'stripe402';
 import type { PaidRouteConfig } from './routes.ts';
 import { LedgerUnavailableError, type Account, type Ledger, type RestoreRequest, type SpendRequest, type KeyedTopUp, type StartedTopUp, type TopUpCredit } from './ledger/types.ts';
 

@@ -10,7 +10,7 @@
  */
 import { BlockList, isIP } from 'node:net';
 import type { Context, MiddlewareHandler } from 'hono';
-import { HEADER_PAYMENT } from '../core/codec.ts';
+import { HEADER_PAYMENT } from '@stripe402/core';
 
 /** A `net.BlockList` of proxy addresses and CIDR blocks; throws on an entry that is neither. */
 export function proxyList(entries: readonly string[]): BlockList {

@@ -10,7 +10,7 @@ import { existsSync } from 'node:fs';
 import { copyFile, mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { validateConformanceReport, type ConformanceReport } from '../../reference/core/index.ts';
+import { validateConformanceReport, type ConformanceReport } from '@stripe402/core';
 
 export const REPORT_DIR = 'conformance-report';
 /** Where the site puts the badge. */

@@ -62,7 +62,7 @@ export function renderChecksPage(source: ChecksSource, site: SiteContext): { bod
     return { body: out.join('\n'), unknownRequirements: [] };
   }
   const { checks } = source;
-  out.push(`<p class="lead">Every check of the black-box conformance suite (<code>npx conformance --target URL</code>), generated from the suite's own registry (<code>listChecks()</code> in <code>${escapeHtml(source.module)}</code>), so this is the list <code>npx conformance --list</code> prints. Each check tests one requirement, linked to its text in the spec. A <code>must</code> failure fails a run; a <code>should</code> failure fails it only with <code>--strict</code>; <code>info</code> reports behaviour the spec leaves open. The levels are defined in ${sectionLink(site, '14', page)}.</p>`);
+  out.push(`<p class="lead">Every check of the black-box conformance suite (<code>npx @stripe402/conformance --target URL</code>), generated from the suite's own registry (<code>listChecks()</code> in <code>${escapeHtml(source.module)}</code>), so this is the list <code>npx @stripe402/conformance --list</code> prints. Each check tests one requirement, linked to its text in the spec. A <code>must</code> failure fails a run; a <code>should</code> failure fails it only with <code>--strict</code>; <code>info</code> reports behaviour the spec leaves open. The levels are defined in ${sectionLink(site, '14', page)}.</p>`);
 
   const count = (key: keyof CheckEntry, value: string) => checks.filter((check) => check[key] === value).length;
   const properties = checks.filter((check) => check.property).length;

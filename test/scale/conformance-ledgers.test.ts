@@ -6,7 +6,7 @@
  * Redis, and a Redis Cluster of three primaries and three replicas.
  */
 import { describe, expect, it } from 'vitest';
-import { runConformance } from '../../conformance/runner.ts';
+import { runConformance } from '@stripe402/conformance';
 import { startStack } from './fleet.ts';
 
 describe.each([{ ledger: 'redis' as const }, { ledger: 'redis-cluster' as const }])('the reference server on a $ledger ledger', ({ ledger }) => {

@@ -11,7 +11,7 @@ import { readFileSync } from 'node:fs';
 import { once } from 'node:events';
 import { randomBytes } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
-import { startEmulator, type Emulator } from '../../conformance/stripe-emulator/index.ts';
+import { startEmulator, type Emulator } from '@stripe402/stripe-emulator';
 import type { FleetConfig } from './server-entry.ts';
 import { ledgerTarget, type LedgerKind, type LedgerTarget } from './services.ts';
 

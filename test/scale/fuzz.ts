@@ -15,10 +15,10 @@
 import { randomBytes } from 'node:crypto';
 import net from 'node:net';
 import fc from 'fast-check';
-import type { Emulator } from '../../conformance/stripe-emulator/index.ts';
+import type { Emulator } from '@stripe402/stripe-emulator';
 import { builtInInputs, invalidPayloadArbitrary, mutationArbitrary, vectorInputs } from '../../conformance/properties/invalid-input.ts';
-import { encodeHeader } from '../../reference/core/codec.ts';
-import type { Ledger } from '../../reference/server/ledger/types.ts';
+import { encodeHeader } from '@stripe402/core';
+import type { Ledger } from '@stripe402/server/ledger';
 import { startStack } from './fleet.ts';
 import { createCards, topUp } from './protocol.ts';
 import type { LedgerKind } from './services.ts';

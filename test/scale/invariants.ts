@@ -13,7 +13,7 @@
  * account, so the client ids come from both sides.
  */
 import type Stripe from 'stripe';
-import type { Ledger } from '../../reference/server/ledger/types.ts';
+import type { Ledger } from '@stripe402/server/ledger';
 
 export interface InvariantReport {
   accounts: number;

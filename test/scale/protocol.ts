@@ -7,9 +7,9 @@
  */
 import { randomBytes } from 'node:crypto';
 import type Stripe from 'stripe';
-import { decodePaymentResponseHeader, encodeHeader } from '../../reference/core/codec.ts';
-import { deriveClientId } from '../../reference/core/client-id.ts';
-import type { PaymentResponse } from '../../reference/core/types.generated.ts';
+import { decodePaymentResponseHeader, encodeHeader } from '@stripe402/core';
+import { deriveClientId } from '@stripe402/core';
+import type { PaymentResponse } from '@stripe402/core';
 import { SUCCEEDING_CARD_NUMBERS } from './services.ts';
 
 export interface Card {

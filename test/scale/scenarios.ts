@@ -19,11 +19,11 @@
  * with different sizes.
  */
 import { randomBytes } from 'node:crypto';
-import { startEmulator, type Emulator } from '../../conformance/stripe-emulator/index.ts';
-import { createStripeClient, StripeSdkGateway } from '../../reference/server/gateway.ts';
-import type { Ledger } from '../../reference/server/ledger/types.ts';
-import { deploymentIdOf, reconcile } from '../../reference/server/recovery.ts';
-import type { PaidRouteConfig } from '../../reference/server/routes.ts';
+import { startEmulator, type Emulator } from '@stripe402/stripe-emulator';
+import { createStripeClient, StripeSdkGateway } from '@stripe402/server';
+import type { Ledger } from '@stripe402/server/ledger';
+import { deploymentIdOf, reconcile } from '@stripe402/server';
+import type { PaidRouteConfig } from '@stripe402/server';
 import { startFleet, killIfOurs, type Fleet } from './fleet.ts';
 import { checkInvariants, summarizeInvariants, type InvariantReport } from './invariants.ts';
 import { describeLoad, runLoad, type LoadRoute, type LoadStats } from './load.ts';

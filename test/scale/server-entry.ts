@@ -13,9 +13,9 @@
  * (start with --expose-gc), for the memory check of the fuzz suite.
  */
 import cluster from 'node:cluster';
-import { startServer, type RunningServer } from '../../reference/server/standalone.ts';
-import type { PaidRouteConfig } from '../../reference/server/routes.ts';
-import { openLedger, type LedgerOptions } from '../../reference/server/ledger/index.ts';
+import { startServer, type RunningServer } from 'stripe402';
+import type { PaidRouteConfig } from '@stripe402/server';
+import { openLedger, type LedgerOptions } from '@stripe402/server/ledger';
 
 export interface FleetConfig {
   /** Ledger URL (postgres://, redis://, pglite:DIR). */

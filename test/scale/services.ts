@@ -18,7 +18,7 @@ import path from 'node:path';
 import pg from 'pg';
 import { Redis } from 'ioredis';
 import { deleteRedisPrefix, reachablePostgresUrl } from '../../reference/server/test-helpers.ts';
-import { openLedger, type Ledger } from '../../reference/server/ledger/index.ts';
+import { openLedger, type Ledger } from '@stripe402/server/ledger';
 import type { FleetConfig } from './server-entry.ts';
 import { startRedisCluster, type RedisCluster } from './redis-cluster.ts';
 

@@ -11,8 +11,8 @@
  */
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { openLedger, type Ledger } from '../../../reference/server/ledger/index.ts';
-import { startEmulator, type Emulator } from '../../stripe-emulator/index.ts';
+import { openLedger, type Ledger } from '@stripe402/server/ledger';
+import { startEmulator, type Emulator } from '@stripe402/stripe-emulator';
 import { isLegal, offers, referenceConfig, specConfig } from './prices.ts';
 import { judge, startReferenceTarget, startSpecTarget, verdictProblems } from './targets.ts';
 

@@ -7,7 +7,7 @@
  * and actual values, so a false failure of the suite is named by this test.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startEmulator, type Emulator } from '../../stripe-emulator/index.ts';
+import { startEmulator, type Emulator } from '@stripe402/stripe-emulator';
 import { judge, startSpecTarget, verdictProblems, type SpecConfig } from './targets.ts';
 
 const ALL_ON = { cardAuthentication: true, idempotencyKey: true, discovery: true, multiCurrency: true };

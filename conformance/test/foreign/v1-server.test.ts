@@ -11,9 +11,9 @@
  * named").
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { CheckResult, ConformanceReport } from '../../../reference/core/index.ts';
+import type { CheckResult, ConformanceReport } from '@stripe402/core';
 import { listChecks, type ConformanceOptions } from '../../runner.ts';
-import { startEmulator, type Emulator } from '../../stripe-emulator/index.ts';
+import { startEmulator, type Emulator } from '@stripe402/stripe-emulator';
 import { countsAsDefect, explain, judge, mustFailures, startV1Target } from './targets.ts';
 import { V1_DEFECTS, type V1Defect, type V1Route } from './v1-server.ts';
 

@@ -4,7 +4,7 @@
  * and the approval hook. No network: the policy is pure bookkeeping.
  */
 import { describe, expect, it } from 'vitest';
-import type { PaymentRequirements } from '../../core/index.ts';
+import type { PaymentRequirements } from '@stripe402/core';
 import { BudgetPolicy, originMatches, type TopUpDetails } from '../budget.ts';
 import { BudgetExceededError } from '../errors.ts';
 

@@ -9,7 +9,7 @@ import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import type { RunningServer } from '../../server/standalone.ts';
+import type { RunningServer } from 'stripe402';
 import { startStack, succeededCharges, type Stack } from './harness.ts';
 
 const BIN = resolve(import.meta.dirname, '../../../bin/stripe402.js');

@@ -20,9 +20,9 @@ import {
   Stripe402ClientError,
 } from '../errors.ts';
 import { Stripe402Client, withStripe402, type PaymentEvent } from '../fetch.ts';
-import { JsonFileClientIdStore } from '../store.ts';
-import type { PaidRouteConfig } from '../../server/routes.ts';
-import type { RunningServer } from '../../server/standalone.ts';
+import { JsonFileClientIdStore } from '../file-store.ts';
+import type { PaidRouteConfig } from '@stripe402/server';
+import type { RunningServer } from 'stripe402';
 import { paymentOf, startStack, succeededCharges, type Stack } from './harness.ts';
 import { startRecordingProxy, type RecordingProxy } from './proxy.ts';
 

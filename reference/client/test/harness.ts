@@ -10,11 +10,11 @@ import { randomBytes } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { startEmulator, type Emulator } from '../../../conformance/stripe-emulator/index.ts';
-import { decodeHeaderObject } from '../../core/index.ts';
-import { openLedger, type Ledger } from '../../server/ledger/index.ts';
-import type { PaidRouteConfig } from '../../server/routes.ts';
-import { startServer, type RunningServer, type ServerOptions } from '../../server/standalone.ts';
+import { startEmulator, type Emulator } from '@stripe402/stripe-emulator';
+import { decodeHeaderObject } from '@stripe402/core';
+import { openLedger, type Ledger } from '@stripe402/server/ledger';
+import type { PaidRouteConfig } from '@stripe402/server';
+import { startServer, type RunningServer, type ServerOptions } from 'stripe402';
 import type { ProxiedRequest } from './proxy.ts';
 
 export interface Stack {

@@ -7,10 +7,10 @@
  * pay, sent from the same address.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { encodeHeader } from '../../core/index.ts';
+import { encodeHeader } from '@stripe402/core';
 import { PaymentRefusedError } from '../errors.ts';
 import { Stripe402Client } from '../fetch.ts';
-import type { RunningServer } from '../../server/standalone.ts';
+import type { RunningServer } from 'stripe402';
 import { paymentOf, startStack, succeededCharges, type Stack } from './harness.ts';
 import { startRecordingProxy, type RecordingProxy } from './proxy.ts';
 

@@ -8,7 +8,8 @@ import { mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promise
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { JsonFileClientIdStore, MemoryClientIdStore } from '../store.ts';
+import { JsonFileClientIdStore } from '../file-store.ts';
+import { MemoryClientIdStore } from '../store.ts';
 
 const ID_A = 'a'.repeat(64);
 const ID_B = 'b'.repeat(64);

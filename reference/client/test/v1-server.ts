@@ -12,7 +12,7 @@
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import Stripe from 'stripe';
-import { deriveClientId, encodeHeader, unitsToMinor } from '../../core/index.ts';
+import { deriveClientId, encodeHeader, unitsToMinor } from '@stripe402/core';
 
 /** A paid route of the v1 server. */
 export interface V1Route {

@@ -6,7 +6,7 @@
  * errors. The v1 server charges the project's emulator through the stripe SDK.
  */
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { startEmulator, type Emulator } from '../../../conformance/stripe-emulator/index.ts';
+import { startEmulator, type Emulator } from '@stripe402/stripe-emulator';
 import { PaymentRefusedError } from '../errors.ts';
 import { Stripe402Client, type PaymentEvent } from '../fetch.ts';
 import { startV1Server, V1_ROUTES, type RunningV1Server } from './v1-server.ts';

@@ -4,6 +4,8 @@
  * `postgres://...` / `postgresql://...`, `redis://...` / `rediss://...` or
  * `redis-cluster://host:port,host:port,...` (many server processes share
  * one ledger). Re-exports the ledger contract.
+ *
+ * @module @stripe402/server/ledger
  */
 
 import { openRedisLedger } from './redis.ts';
@@ -15,7 +17,7 @@ export * from './types.ts';
 export type { LedgerOptions } from './shared.ts';
 export { DEFAULT_TOPUP_LOCK_TTL_MS, DEFAULT_MAX_BATCH_SIZE, MAX_BALANCE } from './shared.ts';
 export { TopUpLockTimeoutError } from './locks.ts';
-export { openSqlLedger, DEFAULT_SCHEMA, type SqlTarget } from './sql.ts';
+export { openSqlLedger, DEFAULT_SCHEMA, type SqlTarget, type PGliteInstance } from './sql.ts';
 export { openRedisLedger, DEFAULT_KEY_PREFIX } from './redis.ts';
 
 /** Opens (and migrates, for SQL) the ledger at `url`. Rejects with LedgerUnavailableError when it cannot be reached. */

@@ -50,8 +50,36 @@
  * 2^53 (9007199254740991 arrives as ...992).
  */
 
-import calculateSlot from 'cluster-key-slot';
-import { Cluster, Redis, type ClusterNode } from 'ioredis';
+// ioredis (and its cluster-key-slot) is an optional peer dependency, loaded
+// when a Redis ledger opens: a PGlite or PostgreSQL user has none installed.
+import type calculateSlotFunction from 'cluster-key-slot';
+import type { Cluster as ClusterClass, Redis as RedisClass } from 'ioredis';
+
+/** A Redis Cluster node's address (what ioredis takes as a ClusterNode), typed here so the declarations need no ioredis. */
+export interface ClusterNodeAddress {
+  host: string;
+  port: number;
+}
+type ClusterNode = ClusterNodeAddress;
+
+type Cluster = ClusterClass;
+type Redis = RedisClass;
+let Cluster: typeof ClusterClass;
+let Redis: typeof RedisClass;
+let calculateSlot: typeof calculateSlotFunction;
+
+async function loadDriver(): Promise<void> {
+  if (Redis !== undefined) return;
+  try {
+    const ioredis = await import('ioredis');
+    const slot = await import('cluster-key-slot');
+    ({ Cluster, Redis } = ioredis);
+    calculateSlot = (slot.default ?? slot) as typeof calculateSlotFunction;
+  } catch (error) {
+    if ((error as { code?: unknown } | null)?.code !== 'ERR_MODULE_NOT_FOUND') throw error;
+    throw new Error('a Redis ledger needs the ioredis package: npm install ioredis', { cause: error });
+  }
+}
 import { GroupCommit } from './group-commit.ts';
 import { LocalLocks, withLock } from './locks.ts';
 import {
@@ -853,6 +881,7 @@ function connect(url: string, options: LedgerOptions): Redis | Cluster {
 }
 
 export async function openRedisLedger(url: string, options: LedgerOptions = {}): Promise<Ledger> {
+  await loadDriver();
   const prefix = options.keyPrefix ?? DEFAULT_KEY_PREFIX;
   if (typeof prefix !== 'string' || prefix.length > 200 || /[{}]/.test(prefix)) {
     // A brace in the prefix would move the accounts' hash tags into it.

@@ -24,8 +24,10 @@
 
 import { availableParallelism } from 'node:os';
 import { mkdirSync } from 'node:fs';
-import pg from 'pg';
-import { PGlite } from '@electric-sql/pglite';
+// Drivers are optional peer dependencies, loaded when a ledger of their kind
+// opens: a PostgreSQL user needs no PGlite installed, and the other way round.
+import type pg from 'pg';
+import type { PGlite } from '@electric-sql/pglite';
 import { GroupCommit } from './group-commit.ts';
 import { LocalLocks, withLock, type SharedLock } from './locks.ts';
 import { initPgliteDirectory } from './pglite-init.ts';
@@ -110,15 +112,28 @@ function ledgerError(error: unknown): Error {
   return new LedgerUnavailableError('the ledger is unavailable', { cause: error });
 }
 
-const pgliteLocks = new WeakMap<PGlite, LocalLocks>();
+/**
+ * What the ledger calls of an open PGlite instance. A structural type, so
+ * that the package's declarations name no PGlite type: a PostgreSQL or
+ * Redis user has no PGlite installed, and their TypeScript must not need it.
+ */
+export interface PGliteInstance {
+  query<T>(query: string, params?: unknown[]): Promise<{ rows: T[] }>;
+  exec(query: string): Promise<Array<{ rows: unknown[] }>>;
+  transaction<T>(callback: (tx: { query<R>(query: string, params?: unknown[]): Promise<{ rows: R[] }>; exec(query: string): Promise<unknown> }) => Promise<T>): Promise<T>;
+  close(): Promise<void>;
+  readonly closed: boolean;
+}
+
+const pgliteLocks = new WeakMap<PGliteInstance, LocalLocks>();
 
 class PGliteDriver implements SqlDriver {
   readonly sharedAcrossProcesses = false;
   readonly locks: LocalLocks;
-  readonly #db: PGlite;
+  readonly #db: PGliteInstance;
   readonly #owned: boolean;
 
-  constructor(db: PGlite, owned: boolean) {
+  constructor(db: PGliteInstance, owned: boolean) {
     this.#db = db;
     this.#owned = owned;
     let locks = pgliteLocks.get(db);
@@ -177,8 +192,8 @@ class PostgresDriver implements SqlDriver {
   readonly locks = new LocalLocks();
   readonly #pool: pg.Pool;
 
-  constructor(connectionString: string, poolSize: number, connectTimeoutMs: number) {
-    this.#pool = new pg.Pool({
+  constructor(Pool: typeof pg.Pool, connectionString: string, poolSize: number, connectTimeoutMs: number) {
+    this.#pool = new Pool({
       connectionString,
       max: poolSize,
       connectionTimeoutMillis: connectTimeoutMs,
@@ -874,7 +889,7 @@ export type SqlTarget =
   /** A PGlite data directory, created if missing, or `memory` for an in-memory database. */
   | { pglite: string }
   /** An open PGlite instance, shared (for example by two ledgers in one process) and not closed by the ledger. */
-  | { pgliteInstance: PGlite }
+  | { pgliteInstance: PGliteInstance }
   /** A PostgreSQL connection string. */
   | { postgres: string };
 
@@ -889,12 +904,14 @@ export async function openSqlLedger(target: SqlTarget, options: LedgerOptions = 
   if ('postgres' in target) {
     const poolSize = options.poolSize ?? Math.min(8, Math.max(2, availableParallelism() * 2));
     if (!Number.isSafeInteger(poolSize) || poolSize < 1) throw new TypeError('poolSize must be a positive integer');
-    driver = new PostgresDriver(target.postgres, poolSize, options.connectTimeoutMs ?? 5_000);
+    const { default: pgModule } = await loadDriver(() => import('pg'), 'pg');
+    driver = new PostgresDriver(pgModule.Pool, target.postgres, poolSize, options.connectTimeoutMs ?? 5_000);
   } else if ('pgliteInstance' in target) {
     driver = new PGliteDriver(target.pgliteInstance, false);
   } else {
     const inMemory = target.pglite === 'memory' || target.pglite === '';
     if (!inMemory) mkdirSync(target.pglite, { recursive: true });
+    const { PGlite } = await loadDriver(() => import('@electric-sql/pglite'), '@electric-sql/pglite');
     let db: PGlite;
     try {
       // A new directory is created in a worker, whose initdb memory is then released (pglite-init.ts).
@@ -918,4 +935,16 @@ export async function openSqlLedger(target: SqlTarget, options: LedgerOptions = 
     throw ledgerError(error);
   }
   return new SqlLedger(driver, schema, options);
+}
+
+/** Loads an optional driver, or says which package to install. */
+async function loadDriver<T>(load: () => Promise<T>, name: string): Promise<T> {
+  try {
+    return await load();
+  } catch (error) {
+    if ((error as { code?: unknown } | null)?.code === 'ERR_MODULE_NOT_FOUND') {
+      throw new Error(`this ledger needs the ${name} package: npm install ${name}`, { cause: error });
+    }
+    throw error;
+  }
 }

@@ -8,13 +8,13 @@
  */
 import { Hono } from 'hono';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startEmulator, type Emulator } from '../../conformance/stripe-emulator/index.ts';
-import { decodePaymentResponseHeader, encodeHeader } from '../core/codec.ts';
-import { PaymentEngine } from './engine.ts';
-import { createStripeClient, StripeSdkGateway } from './gateway.ts';
+import { startEmulator, type Emulator } from '@stripe402/stripe-emulator';
+import { decodePaymentResponseHeader, encodeHeader } from '@stripe402/core';
+import { PaymentEngine } from '@stripe402/server';
+import { createStripeClient, StripeSdkGateway } from '@stripe402/server';
 import { stripe402 } from './middleware.ts';
-import type { PaidRouteConfig } from './routes.ts';
-import { freshSecret, openTestLedger, type TestLedger } from './test-helpers.ts';
+import type { PaidRouteConfig } from '@stripe402/server';
+import { freshSecret, openTestLedger, type TestLedger } from '../server/test-helpers.ts';
 
 const ROUTES: PaidRouteConfig[] = [
   { method: 'GET', path: '/api/joke', amount: 10_000, currency: 'usd', minTopUp: 50_000 },

@@ -1,3 +1,4 @@
+#!/usr/bin/env node
 /**
  * The `stripe402` command: one dispatcher over the subcommands, each of
  * which parses its own options. Subcommands load lazily so that `stripe402
@@ -6,27 +7,27 @@
 const subcommands: Record<string, { summary: string; run: (argv: string[]) => Promise<number | void> }> = {
   serve: {
     summary: 'run the reference server and the demo paid API',
-    run: async (argv) => (await import('./server/cli.ts')).runServeCli(argv),
+    run: async (argv) => (await import('./serve-cli.ts')).runServeCli(argv),
   },
   emulator: {
     summary: 'run the Stripe test-mode emulator',
-    run: async (argv) => (await import('../conformance/stripe-emulator/index.ts')).runEmulatorCli(argv),
+    run: async (argv) => (await import('@stripe402/stripe-emulator')).runEmulatorCli(argv),
   },
   fetch: {
     summary: 'fetch a URL, paying with stripe402 within a budget (curl-like)',
-    run: async (argv) => (await import('./client/cli.ts')).runFetchCli(argv),
+    run: async (argv) => (await import('./fetch-cli.ts')).runFetchCli(argv),
   },
   mcp: {
     summary: 'an MCP server whose tools fetch URLs, paying with stripe402 within a budget',
-    run: async (argv) => (await import('./mcp/cli.ts')).runMcpCli(argv),
+    run: async (argv) => (await import('@stripe402/mcp')).runMcpCli(argv),
   },
   reconcile: {
     summary: 'credit succeeded top-ups that the ledger missed',
-    run: async (argv) => (await import('./server/cli.ts')).runReconcileCli(argv),
+    run: async (argv) => (await import('./serve-cli.ts')).runReconcileCli(argv),
   },
   'stripe-mock-fixtures': {
     summary: 'write the stripe-mock fixtures file with which top-ups succeed',
-    run: async (argv) => (await import('../conformance/stripe-mock.ts')).runStripeMockFixturesCli(argv),
+    run: async (argv) => (await import('@stripe402/conformance')).runStripeMockFixturesCli(argv),
   },
 };
 

@@ -6,11 +6,11 @@
  */
 import { Hono, type Context, type MiddlewareHandler } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
-import { HEADER_PAYMENT } from '../core/codec.ts';
-import { EXPOSED_HEADERS, type PaymentEngine } from './engine.ts';
-import { redact, scrub, type LogSink } from './log.ts';
-import { stripe402, type Stripe402Variables } from './middleware.ts';
-import { pathnameOf, type PaidRouteConfig } from './routes.ts';
+import { HEADER_PAYMENT } from '@stripe402/core';
+import { EXPOSED_HEADERS, type PaymentEngine } from '@stripe402/server';
+import { redact, scrub, type LogSink } from '@stripe402/server';
+import { stripe402, type Stripe402Variables } from '@stripe402/hono';
+import { pathnameOf, type PaidRouteConfig } from '@stripe402/server';
 
 /** The demo's price list. 1 unit = 1/10,000 of the major unit: 100 units = $0.01, 50,000 = $5.00. */
 export const DEMO_ROUTES: readonly PaidRouteConfig[] = Object.freeze([

@@ -14,17 +14,17 @@ import { mkdirSync, readFileSync, writeFileSync, existsSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import { serve } from '@hono/node-server';
-import { isStrongServerSecret, SERVER_SECRET_MIN_BYTES } from '../core/client-id.ts';
+import { isStrongServerSecret, SERVER_SECRET_MIN_BYTES } from '@stripe402/core';
 import { createDemoApp, DEMO_ROUTES } from './app.ts';
-import { PaymentEngine } from './engine.ts';
-import { createStripeClient, StripeSdkGateway, type StripeGateway } from './gateway.ts';
-import { deploymentIdOf } from './recovery.ts';
-import { proxyList, requireHttpsForPayments } from './transport.ts';
-import { openLedger } from './ledger/index.ts';
-import type { Ledger } from './ledger/types.ts';
-import type { RateLimitOptions } from './limits.ts';
-import { jsonLogger, redact, scrub, type LogSink } from './log.ts';
-import { compileRoutes, type PaidRouteConfig } from './routes.ts';
+import { PaymentEngine } from '@stripe402/server';
+import { createStripeClient, StripeSdkGateway, type StripeGateway } from '@stripe402/server';
+import { deploymentIdOf } from '@stripe402/server';
+import { proxyList, requireHttpsForPayments } from '@stripe402/server';
+import { openLedger } from '@stripe402/server/ledger';
+import type { Ledger } from '@stripe402/server/ledger';
+import type { RateLimitOptions } from '@stripe402/server';
+import { jsonLogger, redact, scrub, type LogSink } from '@stripe402/server';
+import { compileRoutes, type PaidRouteConfig } from '@stripe402/server';
 
 export const DEFAULT_PORT = 4021;
 export const DEFAULT_HOST = '127.0.0.1';
@@ -125,7 +125,7 @@ export async function startServer(options: ServerOptions = {}): Promise<RunningS
     let webhookSecret = options.webhookSecret;
     let emulator: { url: string; setWebhook?: (webhook: { url: string; secret: string } | null) => void } | undefined;
     if (!secretKey && !stripeUrl) {
-      const { startEmulator } = await import('../../conformance/stripe-emulator/index.ts');
+      const { startEmulator } = await import('@stripe402/stripe-emulator');
       const started = await startEmulator({ host: '127.0.0.1', port: 0 });
       toClose.push(() => started.close());
       emulator = started as typeof emulator;

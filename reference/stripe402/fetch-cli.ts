@@ -11,10 +11,10 @@
  */
 import { readFile } from 'node:fs/promises';
 import { Command, CommanderError, InvalidArgumentError } from 'commander';
-import { currencyExponent, decodeHeaderObject, HEADER_PAYMENT, HEADER_PAYMENT_RESPONSE } from '../core/index.ts';
-import { type BudgetOptions, type ChargeCaps, type UnitsLimit } from './budget.ts';
-import { budgetFromJson, parseUnitsLimit } from './budget-config.ts';
-import { parseCardText, type CardDetails } from './card.ts';
+import { currencyExponent, decodeHeaderObject, HEADER_PAYMENT, HEADER_PAYMENT_RESPONSE } from '@stripe402/core';
+import { type BudgetOptions, type ChargeCaps, type UnitsLimit } from '@stripe402/client';
+import { budgetFromJson, parseUnitsLimit } from '@stripe402/client';
+import { parseCardText, type CardDetails } from '@stripe402/client';
 import {
   AuthenticationRequiredError,
   BudgetExceededError,
@@ -23,10 +23,10 @@ import {
   PaymentNetworkError,
   PaymentRefusedError,
   Stripe402ClientError,
-} from './errors.ts';
-import { Stripe402Client, type PaymentEvent } from './fetch.ts';
-import { formatMinor, formatUnits, redactClientId, redactPaymentMethodId } from './format.ts';
-import { defaultStorePath, JsonFileClientIdStore } from './store.ts';
+} from '@stripe402/client';
+import { Stripe402Client, type PaymentEvent } from '@stripe402/client';
+import { formatMinor, formatUnits, redactClientId, redactPaymentMethodId } from '@stripe402/client';
+import { defaultStorePath, JsonFileClientIdStore } from '@stripe402/client/node';
 
 /** Exit codes of `stripe402 fetch`. */
 export const FETCH_EXIT = Object.freeze({

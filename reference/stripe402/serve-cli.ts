@@ -6,12 +6,12 @@
  */
 import { readFileSync } from 'node:fs';
 import { Command, InvalidArgumentError, Option } from 'commander';
-import { createStripeClient, StripeSdkGateway } from './gateway.ts';
-import { openLedger } from './ledger/index.ts';
-import { parseRateLimitSetting, type RateLimitOptions } from './limits.ts';
-import { jsonLogger } from './log.ts';
-import { deploymentIdOf, parseSince, reconcile } from './recovery.ts';
-import type { PaidRouteConfig } from './routes.ts';
+import { createStripeClient, StripeSdkGateway } from '@stripe402/server';
+import { openLedger } from '@stripe402/server/ledger';
+import { parseRateLimitSetting, type RateLimitOptions } from '@stripe402/server';
+import { jsonLogger } from '@stripe402/server';
+import { deploymentIdOf, parseSince, reconcile } from '@stripe402/server';
+import type { PaidRouteConfig } from '@stripe402/server';
 import { DEFAULT_DATA_DIR, DEFAULT_HOST, DEFAULT_PORT, startServer } from './standalone.ts';
 
 function port(value: string): number {
