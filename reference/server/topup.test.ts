@@ -8,9 +8,9 @@
  */
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type Stripe from 'stripe';
-import { startEmulator, type Emulator } from '../../conformance/stripe-emulator/index.ts';
+import { startEmulator, type Emulator } from '@stripe402/stripe-emulator';
 import type { PaidRouteConfig } from './routes.ts';
-import type { RunningServer } from './standalone.ts';
+import type { RunningServer } from 'stripe402';
 import { LEDGER_KINDS, openTestLedger, paymentIntentsOf, request, startTestServer, type TestLedger } from './test-helpers.ts';
 
 const V = { stripe402Version: 1 } as const;

@@ -386,7 +386,11 @@ class RedisLedger implements Ledger {
   readonly #replicaWaitMs: number;
   #closed = false;
 
-  constructor(client: Redis | Cluster, prefix: string, shas: Record<ScriptName, string>, options: LedgerOptions, creditReplicas: number) {
+  /** When this ledger began recording keyed top-ups (0: since its start); set once, read once at open (see markKeyedTopUpsSince). */
+  readonly #keyedTopUpsSince: number;
+
+  constructor(client: Redis | Cluster, prefix: string, shas: Record<ScriptName, string>, options: LedgerOptions, creditReplicas: number, keyedTopUpsSince: number) {
+    this.#keyedTopUpsSince = keyedTopUpsSince;
     this.#cluster = client instanceof Cluster ? client : undefined;
     this.#redis = client as Redis;
     this.#prefix = prefix;
@@ -666,12 +670,13 @@ class RedisLedger implements Ledger {
     if (this.#closed) throw new LedgerUnavailableError('the ledger is closed');
     const key = this.#keyedTopUpKey(topUp.clientId, topUp.idempotencyKey);
     const record = JSON.stringify({ currency: topUp.currency, units: topUp.units, stripeKey: topUp.stripeIdempotencyKey, at: Date.now() });
-    // One key, one pipeline: HSETNX keeps an earlier record, HGETALL reads whichever holds.
-    const [replies, since, oldest] = await this.#command((redis) =>
+    // One key, one pipeline: HSETNX keeps an earlier record, HGETALL reads whichever holds. The account's oldest
+    // journal entry is read only on a ledger upgraded over accounts (its own slot).
+    const sinceMs = this.#keyedTopUpsSince;
+    const [replies, oldest] = await this.#command((redis) =>
       Promise.all([
         redis.pipeline().hsetnx(key, 'record', record).hgetall(key).exec(),
-        redis.get(`${this.#prefix}keyed-topups-since`),
-        redis.lindex(this.#keys(topUp).journal, 0),
+        sinceMs > 0 ? redis.lindex(this.#keys(topUp).journal, 0) : Promise.resolve(null),
       ]),
     );
     const failed = replies?.find(([error]) => error)?.[0];
@@ -679,7 +684,6 @@ class RedisLedger implements Ledger {
     const created = replies[0]![1] as number;
     const stored = replies[1]![1] as Record<string, string>;
     const held = JSON.parse(stored.record!) as { currency: string; units: number; stripeKey: string; at: number };
-    const sinceMs = Number(since ?? '0');
     const predatesRecords = sinceMs > 0 && oldest !== null && (JSON.parse(oldest) as StoredEntry).at < sinceMs;
     return {
       record: {
@@ -789,9 +793,10 @@ class RedisLedger implements Ledger {
  * accounts (in either layout) says since when it records keyed top-ups, so
  * that its older accounts still ask Stripe about keys it never saw (PROC-12).
  */
-async function markKeyedTopUpsSince(client: Redis | Cluster, prefix: string): Promise<void> {
+async function markKeyedTopUpsSince(client: Redis | Cluster, prefix: string): Promise<number> {
   const marker = `${prefix}keyed-topups-since`;
-  if ((await client.exists(marker)) === 1) return;
+  const marked = await client.get(marker);
+  if (marked !== null) return Number(marked);
   let hadAccounts = (await client.exists(`${prefix}balances`)) === 1;
   const nodes = client instanceof Cluster ? client.nodes('master') : [client];
   for (const node of nodes) {
@@ -804,6 +809,8 @@ async function markKeyedTopUpsSince(client: Redis | Cluster, prefix: string): Pr
     }
   }
   await client.set(marker, hadAccounts ? String(Date.now()) : '0', 'NX');
+  // Whoever set it first wins; read back what holds.
+  return Number((await client.get(marker)) ?? '0');
 }
 
 function spendOutcome(encoded: number): SpendResult {
@@ -915,9 +922,9 @@ export async function openRedisLedger(url: string, options: LedgerOptions = {}):
     }
     let creditReplicas = options.creditReplicas;
     if (creditReplicas === undefined) creditReplicas = client instanceof Cluster && client.nodes('slave').length > 0 ? 1 : 0;
-    await markKeyedTopUpsSince(client, prefix);
+    const keyedTopUpsSince = await markKeyedTopUpsSince(client, prefix);
     if (!(client instanceof Cluster)) await migrateSingleInstanceLayout(client, prefix);
-    return new RedisLedger(client, prefix, shas, options, creditReplicas);
+    return new RedisLedger(client, prefix, shas, options, creditReplicas, keyedTopUpsSince);
   } catch (error) {
     client.disconnect();
     throw ledgerError(error);
