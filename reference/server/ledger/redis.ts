@@ -695,14 +695,17 @@ class RedisLedger implements Ledger {
         paymentIntentId: stored.pi ?? null,
         recordedAt: new Date(held.at),
       },
-      created: created === 1,
+      // A PaymentIntent without its record (the record lost in a failover, the PaymentIntent kept) is a key used before.
+      created: created === 1 && stored.pi === undefined,
       predatesRecords,
     };
   }
 
   async keyedTopUpCharged(clientId: string, idempotencyKey: string, paymentIntentId: string): Promise<void> {
     assertPaymentIntentId(paymentIntentId);
-    await this.#command((redis) => redis.hsetnx(this.#keyedTopUpKey(clientId, idempotencyKey), 'pi', paymentIntentId));
+    if (this.#closed) throw new LedgerUnavailableError('the ledger is closed');
+    // Acknowledged like a credit, once replicas hold it: a failover must not forget which PaymentIntent a key charged.
+    await this.#durably(this.#creditReplicas, (pipeline) => pipeline.hsetnx(this.#keyedTopUpKey(clientId, idempotencyKey), 'pi', paymentIntentId));
   }
 
   async customerOf(clientId: string): Promise<string | null> {
