@@ -401,6 +401,7 @@ export class PaymentEngine {
     context: DecisionContext,
   ): Promise<Decision> {
     const base = { clientId, balance, currency: price.currency };
+    const account = { clientId, currency: price.currency };
     const keyed = payload.idempotencyKey;
     // The key exists before the call, so the SDK's own retries and the client's retries reuse it (PROC-6).
     let idempotencyKey = keyed !== undefined ? stripeIdempotencyKey(clientId, keyed) : `stripe402:${clientId}:server-${randomUUID()}`;
@@ -430,7 +431,7 @@ export class PaymentEngine {
           const pi = earlier.paymentIntent;
           // Found by this client id and key: another amount or currency means the key named another top-up.
           if (this.mismatch(pi, { clientId, units: topUp, currency: price.currency })) return this.fail(match, { ...base, code: 'invalid_payment', message: MESSAGES.key_reused }, context);
-          await this.ledger.keyedTopUpCharged(clientId, keyed, pi.id);
+          await this.ledger.keyedTopUpCharged(account, keyed, pi.id);
           return this.settleIntent(match, price, pi, clientId, balance, context, 'charge');
         } else if (earlier.ignored) {
           this.report({ stage: 'stripe', route: match.route.key, clientId, detail: `top-up lookup: ${earlier.ignored}` });
@@ -465,11 +466,11 @@ export class PaymentEngine {
     });
     if (!charged.ok) {
       // A decline leaves a PaymentIntent: recorded, so a retry of this key finds it declined without a search.
-      if (keyed !== undefined && charged.paymentIntentId) await this.ledger.keyedTopUpCharged(clientId, keyed, charged.paymentIntentId);
+      if (keyed !== undefined && charged.paymentIntentId) await this.ledger.keyedTopUpCharged(account, keyed, charged.paymentIntentId);
       return this.fail(match, { ...base, ...this.chargeFailure(charged, 'charge', match) }, context);
     }
     const pi = charged.paymentIntent;
-    if (keyed !== undefined) await this.ledger.keyedTopUpCharged(clientId, keyed, pi.id);
+    if (keyed !== undefined) await this.ledger.keyedTopUpCharged(account, keyed, pi.id);
     // Stripe replays a key only with the same parameters (other parameters are a conflict, above), so a PaymentIntent
     // other than the one asked for is the backend's fault, never the client's: say exactly what differs, credit nothing.
     const wrong = this.mismatch(pi, { clientId, units: topUp, currency: price.currency, customerId });

@@ -190,9 +190,9 @@ export class FaultInjectingLedger implements Ledger {
     this.enter('beginKeyedTopUp');
     return this.inner.beginKeyedTopUp(topUp);
   }
-  async keyedTopUpCharged(clientId: string, idempotencyKey: string, paymentIntentId: string) {
+  async keyedTopUpCharged(account: Account, idempotencyKey: string, paymentIntentId: string) {
     this.enter('keyedTopUpCharged');
-    return this.inner.keyedTopUpCharged(clientId, idempotencyKey, paymentIntentId);
+    return this.inner.keyedTopUpCharged(account, idempotencyKey, paymentIntentId);
   }
   async customerOf(clientId: string) {
     this.enter('customerOf');

@@ -466,13 +466,13 @@ describe.each([pgliteBackend(), postgresBackend(), redisBackend(), redisClusterB
     const topUp = { ...account, idempotencyKey: key, stripeIdempotencyKey: `stripe402:${account.clientId}:${key}`, units: 50_000 };
     const first = await ledger.beginKeyedTopUp(topUp);
     expect(first).toMatchObject({ created: true, predatesRecords: false, record: { ...topUp, paymentIntentId: null } });
-    // The same key for another amount and currency: the earlier record holds, unchanged.
-    const again = await ledger.beginKeyedTopUp({ ...topUp, currency: 'eur', units: 70_000, stripeIdempotencyKey: 'other' });
+    // The same key for another amount: the earlier record holds, unchanged.
+    const again = await ledger.beginKeyedTopUp({ ...topUp, units: 70_000, stripeIdempotencyKey: 'other' });
     expect(again).toMatchObject({ created: false, record: { ...topUp, paymentIntentId: null } });
     expect(again.record.recordedAt.getTime()).toBe(first.record.recordedAt.getTime());
     const paymentIntentId = freshPaymentIntent();
-    await ledger.keyedTopUpCharged(account.clientId, key, paymentIntentId);
-    await ledger.keyedTopUpCharged(account.clientId, key, freshPaymentIntent());
+    await ledger.keyedTopUpCharged(account, key, paymentIntentId);
+    await ledger.keyedTopUpCharged(account, key, freshPaymentIntent());
     expect((await ledger.beginKeyedTopUp(topUp)).record.paymentIntentId).toBe(paymentIntentId);
     // Keys are per client id.
     const other = freshAccount();

@@ -23,12 +23,14 @@
  * - `{pi:<id>}:started`: a top-up the server started and has not credited
  *   yet (awaiting card authentication), `{account, units}`, so a resume is
  *   checked without Stripe (SEC-9);
- * - `{keyed-topup:<clientId>:<idempotencyKey>}`: a hash, field `record` the
+ * - `TAG:keyed-topup:<idempotencyKey>`: a hash, field `record` the
  *   keyed top-up (PROC-12) written with HSETNX before its Stripe call, field
  *   `pi` its PaymentIntent id once known; `customer:<clientId>`: the Stripe
  *   Customer of a client id; `keyed-topups-since`: when a ledger that had
  *   accounts started recording keyed top-ups ("0" for one that had none).
  *   Each command on them names one key, so no script crosses slots.
+ *   The keyed top-up lives in its account's slot, so it is unique per
+ *   account (client id and currency), not per client id as in SQL.
  *
  * Spends use group commit per node: spends queued in one turn of the event
  * loop are batched per primary (on a single Redis, one batch holds them all),
@@ -661,14 +663,15 @@ class RedisLedger implements Ledger {
     return { paymentIntentId, currency: account.slice(0, 3), clientId: account.slice(4), units };
   }
 
-  #keyedTopUpKey(clientId: string, idempotencyKey: string): string {
-    return `${this.#prefix}{keyed-topup:${clientId}:${idempotencyKey}}`;
+  /** In the account's slot, so a keyed top-up touches no shard but its account's (a failover elsewhere does not stop it). */
+  #keyedTopUpKey(account: Account, idempotencyKey: string): string {
+    return `${accountKeyBase(this.#prefix, account)}keyed-topup:${idempotencyKey}`;
   }
 
   async beginKeyedTopUp(topUp: KeyedTopUp): Promise<KeyedTopUpBegun> {
     assertKeyedTopUp(topUp);
     if (this.#closed) throw new LedgerUnavailableError('the ledger is closed');
-    const key = this.#keyedTopUpKey(topUp.clientId, topUp.idempotencyKey);
+    const key = this.#keyedTopUpKey(topUp, topUp.idempotencyKey);
     const record = JSON.stringify({ currency: topUp.currency, units: topUp.units, stripeKey: topUp.stripeIdempotencyKey, at: Date.now() });
     // One key, one pipeline: HSETNX keeps an earlier record, HGETALL reads whichever holds. The account's oldest
     // journal entry is read only on a ledger upgraded over accounts (its own slot).
@@ -701,11 +704,12 @@ class RedisLedger implements Ledger {
     };
   }
 
-  async keyedTopUpCharged(clientId: string, idempotencyKey: string, paymentIntentId: string): Promise<void> {
+  async keyedTopUpCharged(account: Account, idempotencyKey: string, paymentIntentId: string): Promise<void> {
+    assertAccount(account);
     assertPaymentIntentId(paymentIntentId);
     if (this.#closed) throw new LedgerUnavailableError('the ledger is closed');
     // Acknowledged like a credit, once replicas hold it: a failover must not forget which PaymentIntent a key charged.
-    await this.#durably(this.#creditReplicas, (pipeline) => pipeline.hsetnx(this.#keyedTopUpKey(clientId, idempotencyKey), 'pi', paymentIntentId));
+    await this.#durably(this.#creditReplicas, (pipeline) => pipeline.hsetnx(this.#keyedTopUpKey(account, idempotencyKey), 'pi', paymentIntentId));
   }
 
   async customerOf(clientId: string): Promise<string | null> {

@@ -810,9 +810,10 @@ class SqlLedger implements Ledger {
     };
   }
 
-  async keyedTopUpCharged(clientId: string, idempotencyKey: string, paymentIntentId: string): Promise<void> {
+  async keyedTopUpCharged(account: Account, idempotencyKey: string, paymentIntentId: string): Promise<void> {
+    assertAccount(account);
     assertPaymentIntentId(paymentIntentId);
-    await this.#run(this.#sql.keyedTopUpCharged, [clientId, idempotencyKey, paymentIntentId]);
+    await this.#run(this.#sql.keyedTopUpCharged, [account.clientId, idempotencyKey, paymentIntentId]);
   }
 
   async customerOf(clientId: string): Promise<string | null> {

@@ -128,11 +128,13 @@ export interface Ledger {
   startedTopUp(paymentIntentId: string): Promise<StartedTopUp | null>;
   /**
    * Records a keyed top-up unless its (client id, idempotencyKey) is recorded
-   * already, atomically, and returns the record that holds (PROC-12).
+   * already, atomically, and returns the record that holds (PROC-12). The
+   * Redis ledger keeps the record in the account's hash slot, so there the
+   * key is unique per account (client id and currency): see docs/ledgers.md.
    */
   beginKeyedTopUp(topUp: KeyedTopUp): Promise<KeyedTopUpBegun>;
   /** Adds the PaymentIntent id to a keyed top-up's record, once it is known; a record that has one keeps it. */
-  keyedTopUpCharged(clientId: string, idempotencyKey: string, paymentIntentId: string): Promise<void>;
+  keyedTopUpCharged(account: Account, idempotencyKey: string, paymentIntentId: string): Promise<void>;
   /** The Stripe Customer recorded for a client id, or null. */
   customerOf(clientId: string): Promise<string | null>;
   /** Records the Stripe Customer of a client id; one recorded earlier is kept. */
