@@ -242,8 +242,10 @@ export class PaymentEngine {
     try {
       const decision = await this.pay(match, price, payload, context, limits);
       // A charge attempt that ended paid gives its tokens back: paying never uses up a budget (SEC-7). So does a top-up
-      // refused for its amount: a client's mistake, not card testing (its one Stripe call is the global budget's).
-      if (limits.attempt && (decision.kind === 'serve' || AMOUNT_ERRORS.has(decision.context.errorCode!))) this.limiter.attemptPaid(limits.source, limits.card);
+      // refused for its amount: a client's mistake, not card testing (its one Stripe call is the global budget's). So
+      // does a 503: a fault of the server (ERR-9) must not use up the budgets of the clients it failed.
+      const notCardTesting = decision.kind === 'serve' || AMOUNT_ERRORS.has(decision.context.errorCode!) || decision.context.fault !== undefined;
+      if (limits.attempt && notCardTesting) this.limiter.attemptPaid(limits.source, limits.card);
       return decision;
     } catch (error) {
       if (error instanceof RateLimited) return this.limited(match, error.limited, context);
@@ -252,6 +254,7 @@ export class PaymentEngine {
       const stage = error instanceof StripeUnavailable ? 'stripe' : error instanceof LedgerUnavailableError ? 'ledger' : 'unexpected';
       this.report({ stage, route: match.route.key, detail: describe(error), error, ...(context.clientId ? { clientId: context.clientId } : {}) });
       context.fault = fault;
+      if (limits.attempt) this.limiter.attemptPaid(limits.source, limits.card);
       return this.unavailable(context);
     }
   }
