@@ -10,7 +10,7 @@
 import { describe, describeWithRequest, headerValue, type Exchange } from '../exchange.ts';
 import type { RunContext } from '../context.ts';
 import { expectServed, probeCard, show } from './helpers.ts';
-import { SkipCheck, expect, type CheckDefinition } from './types.ts';
+import { NotApplicable, SkipCheck, expect, type CheckDefinition } from './types.ts';
 
 /** How many unknown client ids the probe presents at most before concluding the target does not limit them. */
 export const PROBE_REQUESTS = 3_000;
@@ -79,7 +79,7 @@ export const limitChecks: CheckDefinition[] = [
     async run(ctx) {
       const { sent } = await probe(ctx);
       const limited = ctx.observed.filter(isLimited);
-      if (limited.length === 0) throw new SkipCheck(`the target limited none of the run's requests (${sent} unknown client ids presented)`);
+      if (limited.length === 0) throw new NotApplicable(`the target limited none of the run's requests (${sent} unknown client ids presented)`);
       for (const exchange of limited) {
         const where = describeWithRequest(exchange);
         expect(exchange.status === 402, 'HTTP 402 for a rate-limited request', where);
@@ -105,7 +105,7 @@ export const limitChecks: CheckDefinition[] = [
       const { clientId, balance } = await ctx.fund(card, amount * (ATTEMPTS + 2));
       const chargesBefore = ctx.backend ? (await ctx.backend.paymentIntentsFor(clientId)).length : undefined;
       const { limited: probed, sent } = await probe(ctx);
-      if (!probed) throw new SkipCheck(`the target limited none of ${sent} requests with unknown client ids`);
+      if (!probed) throw new NotApplicable(`the target limited none of ${sent} requests with unknown client ids`);
       // The funded spend goes out amid more unknown ids, so that a budget refilled since the probe is used up again.
       let expected = balance;
       let limited: Exchange | undefined;
@@ -123,7 +123,7 @@ export const limitChecks: CheckDefinition[] = [
           expect(answer.creditsRemaining === expected, `balance ${expected} after a spend`, show(answer));
         }
       }
-      if (limited === undefined) throw new SkipCheck(`the target served a funded client id ${ATTEMPTS} times while it limited unknown ones: nothing to check`);
+      if (limited === undefined) throw new NotApplicable(`the target served a funded client id ${ATTEMPTS} times while it limited unknown ones: nothing to check`);
       const wait = retryAfterSeconds(limited);
       if (wait === undefined || wait > MAX_WAIT_SECONDS) throw new SkipCheck(`the limited answer asks to wait ${headerValue(limited.headers, 'retry-after') ?? '(no Retry-After)'} seconds; the suite waits at most ${MAX_WAIT_SECONDS}`);
       let after: Exchange | undefined;
