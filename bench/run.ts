@@ -113,7 +113,7 @@ async function main(argv: string[]): Promise<void> {
   for (const row of paidWide) rows.push(paidRow(`paid/free, ${row.ledger}, 1 process, 128 connections`, row));
   for (const row of paidUnbatched) rows.push(paidRow(`paid/free, ${row.ledger}, 1 process, 32 connections, no group commit`, row));
   for (const row of scaledOut) rows.push(paidRow(`paid/free, ${row.ledger}, ${row.workers} processes`, row));
-  for (const row of topUps) rows.push([`top-up: our overhead / total, ${row.ledger}`, `${row.overheadP50.toFixed(1)} / ${row.topUpP50.toFixed(1)} ms (p50)`, (row.overheadP50 / row.topUpP50).toFixed(2), '']);
+  for (const row of topUps) rows.push([`top-up at ${row.stripeLatencyMs} ms per Stripe call: our overhead / total, ${row.ledger}`, `${row.overheadP50.toFixed(1)} / ${row.topUpP50.toFixed(1)} ms (p50), p99 ${row.topUpP99.toFixed(1)} ms, ${Object.values(row.callsPerTopUp).reduce((a, b) => a + b, 0)} sequential Stripe calls`, (row.overheadP50 / row.topUpP50).toFixed(2), '']);
   for (const kind of new Set(scaling.map((row) => row.ledger))) {
     const mine = scaling.filter((row) => row.ledger === kind);
     const last = mine[mine.length - 1]!;

@@ -81,7 +81,7 @@ export const limitChecks: CheckDefinition[] = [
     async run(ctx) {
       const { sent } = await probe(ctx);
       const limited = ctx.observed.filter(isLimited);
-      if (limited.length === 0) throw new SkipCheck(`the target limited none of the run's requests (${sent} unknown client ids presented)`);
+      if (limited.length === 0) throw new NotApplicable(`the target limited none of the run's requests (${sent} unknown client ids presented)`);
       for (const exchange of limited) {
         const where = describeWithRequest(exchange);
         expect(exchange.status === 402, 'HTTP 402 for a rate-limited request', where);
@@ -109,7 +109,6 @@ export const limitChecks: CheckDefinition[] = [
       // Funding waits out a limit an earlier check provoked; from here on the limited answers are what is judged.
       ctx.retryRateLimited = false;
       const { limited: probed, sent } = await probe(ctx);
-      // A target that limits nothing never answers rate_limited: ERR-11 has no answer to bind (SEC-3, a SHOULD, is 13/unknown-client-ids-limited's).
       if (!probed) throw new NotApplicable(`the target limited none of ${sent} requests with unknown client ids`);
       // The funded spend goes out amid more unknown ids, so that a budget refilled since the probe is used up again.
       let expected = balance;
@@ -128,7 +127,7 @@ export const limitChecks: CheckDefinition[] = [
           expect(answer.creditsRemaining === expected, `balance ${expected} after a spend`, show(answer));
         }
       }
-      if (limited === undefined) throw new SkipCheck(`the target served a funded client id ${ATTEMPTS} times while it limited unknown ones: nothing to check`);
+      if (limited === undefined) throw new NotApplicable(`the target served a funded client id ${ATTEMPTS} times while it limited unknown ones: nothing to check`);
       const wait = retryAfterSeconds(limited);
       if (wait === undefined || wait > MAX_WAIT_SECONDS) throw new SkipCheck(`the limited answer asks to wait ${headerValue(limited.headers, 'retry-after') ?? '(no Retry-After)'} seconds; the suite waits at most ${MAX_WAIT_SECONDS}`);
       let after: Exchange | undefined;

@@ -102,7 +102,7 @@ export async function runEmulatorCli(argv: string[], io: EmulatorCliIo = {}): Pr
   log(`  secret key:       ${emulator.secretKey}   (any sk_test_... key is accepted)`);
   log(`  publishable key:  ${emulator.publishableKey}   (any pk_test_... key is accepted)`);
   if (options.webhook) log(`  webhooks:         POST ${options.webhook.url} (${(options.webhook.enabledEvents ?? DEFAULT_ENABLED_EVENTS).join(', ')})`);
-  log(`  admin:            ${emulator.url}/_emulator/{health,reset,faults,events,webhook}`);
+  log(`  admin:            ${emulator.url}/_emulator/{health,reset,faults,events,webhook,idempotency/expire}`);
   log(`Point a server at it: STRIPE_SECRET_KEY=${emulator.secretKey} stripe402 serve --stripe-url ${emulator.url}`);
   log('Press Ctrl-C to stop.');
 

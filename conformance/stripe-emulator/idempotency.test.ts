@@ -147,4 +147,18 @@ describe('Idempotency-Key', () => {
     expect(long.status).toBe(400);
     expect(emulator.state.customers()).toHaveLength(0);
   });
+
+  it('creates a new object for a key once its idempotency keys are expired through the admin API, as Stripe does after 24 hours', async () => {
+    const first = await post('/v1/payment_intents', chargeBody, 'expiring-key-01');
+    expect(first.status).toBe(200);
+    const replayed = await post('/v1/payment_intents', chargeBody, 'expiring-key-01');
+    expect(replayed.json.id).toBe(first.json.id);
+    const expired = await fetch(`${emulator.url}/_emulator/idempotency/expire`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{}' });
+    expect(await expired.json()).toMatchObject({ ok: true });
+    const after = await post('/v1/payment_intents', chargeBody, 'expiring-key-01');
+    expect(after.status).toBe(200);
+    expect(after.headers.get('idempotent-replayed')).toBeNull();
+    expect(after.json.id).not.toBe(first.json.id);
+    expect(emulator.state.paymentIntents().filter((pi) => pi.id === first.json.id || pi.id === after.json.id)).toHaveLength(2);
+  });
 });

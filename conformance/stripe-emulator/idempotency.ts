@@ -42,6 +42,13 @@ export class IdempotencyStore {
     this.inFlight.clear();
   }
 
+  /** Forgets every saved response, as 24 hours would (requests still executing keep their keys): for tests of what a server does after Stripe's window. */
+  expireAll(): number {
+    const count = this.saved.size;
+    this.saved.clear();
+    return count;
+  }
+
   /** Decides what a request with this key does; on `execute` the caller must call finish(). */
   begin(apiKey: string, idempotencyKey: string, fingerprint: RequestFingerprint): IdempotencyDecision {
     if (idempotencyKey.length > MAX_KEY_LENGTH) {

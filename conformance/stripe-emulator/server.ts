@@ -71,6 +71,8 @@ export interface Emulator {
   setWebhook(webhook: WebhookConfig | null | undefined): void;
   /** Clears every object, event, idempotency key and fault (the webhook endpoint stays). */
   reset(): void;
+  /** Expires every saved idempotency key now, as if Stripe's 24 hours had passed (objects stay); returns how many. */
+  expireIdempotencyKeys(): number;
   /** Resolves when no webhook delivery is in flight or scheduled. */
   webhooksIdle(timeoutMs?: number): Promise<void>;
   close(): Promise<void>;
@@ -441,6 +443,8 @@ ${pending ? `<p><a href="${link('complete')}">Complete authentication</a> &nbsp;
       } else if (resource === 'reset' && method === 'POST' && parts.length === 1) {
         resetState();
         adminJson(res, 200, { ok: true });
+      } else if (resource === 'idempotency' && id === 'expire' && parts.length === 2 && method === 'POST') {
+        adminJson(res, 200, { ok: true, expired: idempotency.expireAll() });
       } else if (resource === 'faults' && parts.length === 1 && method === 'GET') {
         adminJson(res, 200, { object: 'list', data: faults.list() });
       } else if (resource === 'faults' && parts.length === 1 && method === 'POST') {
@@ -544,6 +548,7 @@ ${pending ? `<p><a href="${link('complete')}">Complete authentication</a> &nbsp;
     state,
     setWebhook: (webhook) => webhooks.setConfig(webhook ? validateWebhookConfig(webhook) : undefined),
     reset: resetState,
+    expireIdempotencyKeys: () => idempotency.expireAll(),
     webhooksIdle: (timeoutMs) => webhooks.idle(timeoutMs),
     close: () => {
       closing ??= new Promise<void>((resolve) => {

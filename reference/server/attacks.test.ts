@@ -205,8 +205,8 @@ describe('rate limits on the reference server', () => {
   });
 
   it('refuses a top-up over the global Stripe budget before charging, and charges nothing', async () => {
-    // A first top-up takes four calls (PaymentMethod, Customer search and create, PaymentIntent): a budget of 3 stops it before the charge.
-    server = await startTestServer(store.ledger, emulator, { rateLimits: { stripeCalls: { burst: 3, perMinute: 1 } } });
+    // A first top-up takes three calls (PaymentMethod, Customer create, PaymentIntent): a budget of 2 stops it before the charge.
+    server = await startTestServer(store.ledger, emulator, { rateLimits: { stripeCalls: { burst: 2, perMinute: 1 } } });
     const before = emulator.state.paymentIntents().length;
     const answer = await request(`${server.url}/api/joke`, { payment: { ...V, paymentMethodId: 'pm_card_mastercard', idempotencyKey: `budget-${randomBytes(6).toString('hex')}` } });
     expectLimited(answer);

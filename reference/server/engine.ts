@@ -44,7 +44,17 @@ export interface EngineOptions {
   onInternalError?: (event: InternalErrorEvent) => void;
   /** Rate limits on unpaid client ids, charge attempts and Stripe calls (SEC-3, SEC-7, SEC-8); default DEFAULT_RATE_LIMITS, `false` for none. */
   rateLimits?: RateLimitOptions | false;
+  /**
+   * How long after a keyed top-up was recorded its Stripe Idempotency-Key is
+   * trusted to replay the first call (PROC-12); past it, a top-up whose
+   * PaymentIntent the ledger does not know is searched for. Default 23 hours:
+   * Stripe keeps keys at least 24, and an hour covers clocks apart.
+   */
+  stripeIdempotencyWindowMs?: number;
 }
+
+/** See EngineOptions.stripeIdempotencyWindowMs. */
+export const STRIPE_IDEMPOTENCY_WINDOW_MS = 23 * 60 * 60 * 1000;
 
 export interface InternalErrorEvent {
   stage: 'ledger' | 'stripe' | 'settle' | 'unexpected';
@@ -155,6 +165,7 @@ export class PaymentEngine {
   private readonly serverSecret: string;
   private readonly retryAfter: string;
   private readonly lockTtlMs: number;
+  private readonly idempotencyWindowMs: number;
   private readonly returnUrl: string | undefined;
   private readonly restoreOn: (status: number) => boolean;
   private readonly report: (event: InternalErrorEvent) => void;
@@ -179,6 +190,7 @@ export class PaymentEngine {
     });
     this.retryAfter = String(options.retryAfterSeconds ?? 2);
     this.lockTtlMs = options.topUpLockTtlMs ?? 60_000;
+    this.idempotencyWindowMs = options.stripeIdempotencyWindowMs ?? STRIPE_IDEMPOTENCY_WINDOW_MS;
     this.returnUrl = options.returnUrl;
     this.restoreOn = options.restoreOnStatus ?? ((status) => status >= 500 || status === 404);
     this.report = options.onInternalError ?? (() => {});
@@ -230,8 +242,10 @@ export class PaymentEngine {
     try {
       const decision = await this.pay(match, price, payload, context, limits);
       // A charge attempt that ended paid gives its tokens back: paying never uses up a budget (SEC-7). So does a top-up
-      // refused for its amount: a client's mistake, not card testing (its one Stripe call is the global budget's).
-      if (limits.attempt && (decision.kind === 'serve' || AMOUNT_ERRORS.has(decision.context.errorCode!))) this.limiter.attemptPaid(limits.source, limits.card);
+      // refused for its amount: a client's mistake, not card testing (its one Stripe call is the global budget's). So
+      // does a 503: a fault of the server (ERR-9) must not use up the budgets of the clients it failed.
+      const notCardTesting = decision.kind === 'serve' || AMOUNT_ERRORS.has(decision.context.errorCode!) || decision.context.fault !== undefined;
+      if (limits.attempt && notCardTesting) this.limiter.attemptPaid(limits.source, limits.card);
       return decision;
     } catch (error) {
       if (error instanceof RateLimited) return this.limited(match, error.limited, context);
@@ -240,6 +254,7 @@ export class PaymentEngine {
       const stage = error instanceof StripeUnavailable ? 'stripe' : error instanceof LedgerUnavailableError ? 'ledger' : 'unexpected';
       this.report({ stage, route: match.route.key, detail: describe(error), error, ...(context.clientId ? { clientId: context.clientId } : {}) });
       context.fault = fault;
+      if (limits.attempt) this.limiter.attemptPaid(limits.source, limits.card);
       return this.unavailable(context);
     }
   }
@@ -389,31 +404,54 @@ export class PaymentEngine {
     context: DecisionContext,
   ): Promise<Decision> {
     const base = { clientId, balance, currency: price.currency };
-    if (payload.idempotencyKey !== undefined) {
-      // PROC-12: one charge per (client id, idempotencyKey), even after Stripe's 24-hour idempotency window.
-      this.stripeBudget();
-      const earlier = await this.gateway.findTopUp(clientId, payload.idempotencyKey);
-      if (!earlier.ok) this.unavailableIfUnknown(earlier, 'top-up lookup', match);
-      else if (earlier.paymentIntent) {
-        const pi = earlier.paymentIntent;
-        // Found by this client id and key: another amount or currency means the key named another top-up.
-        if (this.mismatch(pi, { clientId, units: topUp, currency: price.currency })) return this.fail(match, { ...base, code: 'invalid_payment', message: MESSAGES.key_reused }, context);
-        return this.settleIntent(match, price, pi, clientId, balance, context, 'charge');
-      } else if (earlier.ignored) {
-        this.report({ stage: 'stripe', route: match.route.key, clientId, detail: `top-up lookup: ${earlier.ignored}` });
+    const account = { clientId, currency: price.currency };
+    const keyed = payload.idempotencyKey;
+    // The key exists before the call, so the SDK's own retries and the client's retries reuse it (PROC-6).
+    let idempotencyKey = keyed !== undefined ? stripeIdempotencyKey(clientId, keyed) : `stripe402:${clientId}:server-${randomUUID()}`;
+    let predatesRecords = false;
+    if (keyed !== undefined) {
+      // PROC-12: one charge per (client id, idempotencyKey), even after Stripe's 24-hour idempotency window. The ledger
+      // records the key before the Stripe call and the PaymentIntent after it, so a key used before is known without a
+      // Stripe search (eventually consistent, and one more sequential call). Under the top-up lock, so one request at a time.
+      const begun = await this.ledger.beginKeyedTopUp({ clientId, currency: price.currency, idempotencyKey: keyed, stripeIdempotencyKey: idempotencyKey, units: topUp });
+      const { record } = begun;
+      predatesRecords = begun.predatesRecords;
+      let search = begun.created && begun.predatesRecords;
+      if (!begun.created) {
+        // Recorded for another amount or currency: the key named another top-up.
+        if (record.currency !== price.currency || record.units !== topUp) return this.fail(match, { ...base, code: 'invalid_payment', message: MESSAGES.key_reused }, context);
+        if (record.paymentIntentId !== null) return this.chargedBefore(match, price, record.paymentIntentId, clientId, topUp, balance, context);
+        // Recorded, its PaymentIntent unknown (the call failed or its answer was lost): repeating the call with the same
+        // Idempotency-Key replays it while Stripe keeps the key; past that window only a search can tell.
+        idempotencyKey = record.stripeIdempotencyKey;
+        search = Date.now() - record.recordedAt.getTime() >= this.idempotencyWindowMs;
+      }
+      if (search) {
+        this.stripeBudget();
+        const earlier = await this.gateway.findTopUp(clientId, keyed);
+        if (!earlier.ok) this.unavailableIfUnknown(earlier, 'top-up lookup', match);
+        else if (earlier.paymentIntent) {
+          const pi = earlier.paymentIntent;
+          // Found by this client id and key: another amount or currency means the key named another top-up.
+          if (this.mismatch(pi, { clientId, units: topUp, currency: price.currency })) return this.fail(match, { ...base, code: 'invalid_payment', message: MESSAGES.key_reused }, context);
+          await this.ledger.keyedTopUpCharged(account, keyed, pi.id);
+          return this.settleIntent(match, price, pi, clientId, balance, context, 'charge');
+        } else if (earlier.ignored) {
+          this.report({ stage: 'stripe', route: match.route.key, clientId, detail: `top-up lookup: ${earlier.ignored}` });
+        }
       }
     }
 
-    let customerId = attachedCustomer;
+    // The card's own Customer, else the one the ledger recorded for this client id, else a new one (a card never seen).
+    let customerId = attachedCustomer ?? (await this.ledger.customerOf(clientId));
     if (!customerId) {
-      // Up to two calls (search, then create).
-      this.stripeBudget(2);
-      const customer = await this.gateway.findOrCreateCustomer(clientId);
+      // A client id older than the ledger's records may have a Customer only Stripe knows: search first (two calls).
+      this.stripeBudget(predatesRecords ? 2 : 1);
+      const customer = predatesRecords ? await this.gateway.findOrCreateCustomer(clientId) : await this.gateway.createCustomer(clientId);
       if (!customer.ok) return this.fail(match, { ...base, ...this.chargeFailure(customer, 'customer', match) }, context);
       customerId = customer.customerId;
+      await this.ledger.recordCustomer(clientId, customerId);
     }
-    // The key exists before the call, so the SDK's own retries and the client's retries reuse it (PROC-6).
-    const idempotencyKey = payload.idempotencyKey ? stripeIdempotencyKey(clientId, payload.idempotencyKey) : `stripe402:${clientId}:server-${randomUUID()}`;
     this.stripeBudget();
     const charged = await this.gateway.charge({
       amountMinor: unitsToMinor(topUp, price.currency),
@@ -429,8 +467,13 @@ export class PaymentEngine {
       ...(payload.idempotencyKey ? { clientIdempotencyKey: payload.idempotencyKey } : {}),
       ...(this.returnUrl ? { returnUrl: this.returnUrl } : {}),
     });
-    if (!charged.ok) return this.fail(match, { ...base, ...this.chargeFailure(charged, 'charge', match) }, context);
+    if (!charged.ok) {
+      // A decline leaves a PaymentIntent: recorded, so a retry of this key finds it declined without a search.
+      if (keyed !== undefined && charged.paymentIntentId) await this.ledger.keyedTopUpCharged(account, keyed, charged.paymentIntentId);
+      return this.fail(match, { ...base, ...this.chargeFailure(charged, 'charge', match) }, context);
+    }
     const pi = charged.paymentIntent;
+    if (keyed !== undefined) await this.ledger.keyedTopUpCharged(account, keyed, pi.id);
     // Stripe replays a key only with the same parameters (other parameters are a conflict, above), so a PaymentIntent
     // other than the one asked for is the backend's fault, never the client's: say exactly what differs, credit nothing.
     const wrong = this.mismatch(pi, { clientId, units: topUp, currency: price.currency, customerId });
@@ -439,6 +482,27 @@ export class PaymentEngine {
       return this.fail(match, { ...base, code: 'payment_failed', message: MESSAGES.payment_mismatch }, context);
     }
     return this.settleIntent(match, price, pi, clientId, balance, context, 'charge', true);
+  }
+
+  /**
+   * A keyed top-up whose PaymentIntent the ledger recorded (PROC-12): that
+   * PaymentIntent, retrieved by id (strongly consistent, unlike a search),
+   * settles the request; nothing is charged again.
+   */
+  private async chargedBefore(match: RouteMatch, price: Price, paymentIntentId: string, clientId: string, topUp: number, balance: number, context: DecisionContext): Promise<Decision> {
+    const base = { clientId, balance, currency: price.currency };
+    this.stripeBudget();
+    const found = await this.gateway.retrievePaymentIntent(paymentIntentId);
+    if (!found.ok) {
+      this.unavailableIfUnknown(found, 'retrieve', match);
+      return this.fail(match, { ...base, code: 'payment_failed', message: MESSAGES.payment_failed }, context);
+    }
+    const wrong = this.mismatch(found.paymentIntent, { clientId, units: topUp, currency: price.currency });
+    if (wrong) {
+      this.report({ stage: 'stripe', route: match.route.key, clientId, detail: `retrieve: PaymentIntent ${paymentIntentId}, recorded for this top-up, is not it: ${wrong}` });
+      return this.fail(match, { ...base, code: 'payment_failed', message: MESSAGES.payment_mismatch }, context);
+    }
+    return this.settleIntent(match, price, found.paymentIntent, clientId, balance, context, 'charge');
   }
 
   /**

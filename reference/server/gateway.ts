@@ -93,8 +93,10 @@ export interface StripeGateway {
   /** The public deployment id this gateway writes into every PaymentIntent it creates (LEDG-9); recovery credits only PaymentIntents that carry it. */
   readonly deploymentId?: string;
   paymentMethod(paymentMethodId: string): Promise<Outcome<{ paymentMethod: PaymentMethodView }>>;
-  /** The Customer of a client id, created once even under concurrency. */
+  /** The Customer of a client id, searched for first, then created once even under concurrency (for a ledger that has none recorded from before). */
   findOrCreateCustomer(clientId: string): Promise<Outcome<{ customerId: string }>>;
+  /** Creates the Customer of a client id, idempotently (the same Customer for 24 hours), without searching: the ledger records it. */
+  createCustomer(clientId: string): Promise<Outcome<{ customerId: string }>>;
   /** Creates and confirms one PaymentIntent (confirm now, no redirects). */
   charge(request: ChargeRequest): Promise<Outcome<{ paymentIntent: PaymentIntentView }>>;
   retrievePaymentIntent(paymentIntentId: string): Promise<Outcome<{ paymentIntent: PaymentIntentView }>>;
@@ -163,6 +165,14 @@ export class StripeSdkGateway implements StripeGateway {
       // Search is eventually consistent; the idempotent create below covers its lag.
       const found = await this.searchCustomer(clientId);
       if (found) return { ok: true, customerId: found };
+    } catch (error) {
+      return failure(error);
+    }
+    return this.createCustomer(clientId);
+  }
+
+  async createCustomer(clientId: string): Promise<Outcome<{ customerId: string }>> {
+    try {
       const customer = await this.stripe.customers.create(
         { description: 'stripe402 client', metadata: { [METADATA_CLIENT_ID]: clientId } },
         { idempotencyKey: `stripe402-customer-${clientId}` },

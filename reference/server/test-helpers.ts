@@ -18,7 +18,7 @@ import type { Emulator } from '@stripe402/stripe-emulator';
 import type Stripe from 'stripe';
 import { startServer, type RunningServer, type ServerOptions } from 'stripe402';
 import type { PaidRouteConfig } from './routes.ts';
-import { LedgerUnavailableError, type Account, type Ledger, type RestoreRequest, type SpendRequest, type StartedTopUp, type TopUpCredit } from './ledger/types.ts';
+import { LedgerUnavailableError, type Account, type Ledger, type RestoreRequest, type SpendRequest, type KeyedTopUp, type StartedTopUp, type TopUpCredit } from './ledger/types.ts';
 
 export const POSTGRES_URL = process.env.STRIPE402_TEST_POSTGRES_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
 export const REDIS_URL = process.env.STRIPE402_TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';
@@ -185,6 +185,22 @@ export class FaultInjectingLedger implements Ledger {
   async startedTopUp(paymentIntentId: string) {
     this.enter('startedTopUp');
     return this.inner.startedTopUp(paymentIntentId);
+  }
+  async beginKeyedTopUp(topUp: KeyedTopUp) {
+    this.enter('beginKeyedTopUp');
+    return this.inner.beginKeyedTopUp(topUp);
+  }
+  async keyedTopUpCharged(account: Account, idempotencyKey: string, paymentIntentId: string) {
+    this.enter('keyedTopUpCharged');
+    return this.inner.keyedTopUpCharged(account, idempotencyKey, paymentIntentId);
+  }
+  async customerOf(clientId: string) {
+    this.enter('customerOf');
+    return this.inner.customerOf(clientId);
+  }
+  async recordCustomer(clientId: string, customerId: string) {
+    this.enter('recordCustomer');
+    return this.inner.recordCustomer(clientId, customerId);
   }
   async withTopUpLock<T>(account: Account, fn: () => Promise<T>, ttlMs?: number) {
     this.enter('withTopUpLock');

@@ -81,6 +81,8 @@ export interface ServerOptions {
   topUpLockTtlMs?: number;
   /** Rate limits (SEC-3, SEC-7, SEC-8); default DEFAULT_RATE_LIMITS of limits.ts, false for none (docs/rate-limits.md). */
   rateLimits?: RateLimitOptions | false;
+  /** How long a recorded keyed top-up's Stripe Idempotency-Key is trusted to replay (PROC-12); default 23 hours. For tests of what follows Stripe's window. */
+  stripeIdempotencyWindowMs?: number;
 }
 
 export interface RunningServer {
@@ -173,6 +175,7 @@ export async function startServer(options: ServerOptions = {}): Promise<RunningS
       ...(options.topUpLockTtlMs === undefined ? {} : { topUpLockTtlMs: options.topUpLockTtlMs }),
       ...(options.returnUrl ? { returnUrl: options.returnUrl } : {}),
       ...(options.rateLimits === undefined ? {} : { rateLimits: options.rateLimits }),
+      ...(options.stripeIdempotencyWindowMs === undefined ? {} : { stripeIdempotencyWindowMs: options.stripeIdempotencyWindowMs }),
       onInternalError: (event) =>
         log({ msg: 'internal error', level: 'error', stage: event.stage, route: event.route, clientId: redact(event.clientId), detail: scrub(event.detail) }),
     });

@@ -460,6 +460,44 @@ describe.each([pgliteBackend(), postgresBackend(), redisBackend(), redisClusterB
     );
   });
 
+  it('records a keyed top-up once: the first record wins, and its PaymentIntent is set once', async () => {
+    const account = freshAccount();
+    const key = `key-${freshPaymentIntent()}`;
+    const topUp = { ...account, idempotencyKey: key, stripeIdempotencyKey: `stripe402:${account.clientId}:${key}`, units: 50_000 };
+    const first = await ledger.beginKeyedTopUp(topUp);
+    expect(first).toMatchObject({ created: true, predatesRecords: false, record: { ...topUp, paymentIntentId: null } });
+    // The same key for another amount: the earlier record holds, unchanged.
+    const again = await ledger.beginKeyedTopUp({ ...topUp, units: 70_000, stripeIdempotencyKey: 'other' });
+    expect(again).toMatchObject({ created: false, record: { ...topUp, paymentIntentId: null } });
+    expect(again.record.recordedAt.getTime()).toBe(first.record.recordedAt.getTime());
+    const paymentIntentId = freshPaymentIntent();
+    await ledger.keyedTopUpCharged(account, key, paymentIntentId);
+    await ledger.keyedTopUpCharged(account, key, freshPaymentIntent());
+    expect((await ledger.beginKeyedTopUp(topUp)).record.paymentIntentId).toBe(paymentIntentId);
+    // Keys are per client id.
+    const other = freshAccount();
+    expect((await ledger.beginKeyedTopUp({ ...topUp, clientId: other.clientId })).created).toBe(true);
+  });
+
+  it('records a keyed top-up once when ten begin it concurrently', async () => {
+    const account = freshAccount();
+    const key = `key-${freshPaymentIntent()}`;
+    const begun = await Promise.all(
+      Array.from({ length: 10 }, (_, i) => ledger.beginKeyedTopUp({ ...account, idempotencyKey: key, stripeIdempotencyKey: `s-${i}`, units: 1 + i })),
+    );
+    expect(begun.filter((b) => b.created)).toHaveLength(1);
+    const winner = begun.find((b) => b.created)!.record;
+    for (const b of begun) expect(b.record).toEqual(winner);
+  });
+
+  it('records the Customer of a client id once', async () => {
+    const { clientId } = freshAccount();
+    expect(await ledger.customerOf(clientId)).toBeNull();
+    await ledger.recordCustomer(clientId, 'cus_first');
+    await ledger.recordCustomer(clientId, 'cus_second');
+    expect(await ledger.customerOf(clientId)).toBe('cus_first');
+  });
+
   it('restores a deduction as one journal entry', async () => {
     const account = await funded(10);
     await ledger.spend({ ...account, amount: 4, route: 'GET /joke' });
@@ -656,7 +694,29 @@ describe('the PostgreSQL ledger, specifically', () => {
     const ledgers = await Promise.all([1, 2, 3].map(() => openLedger(url, { schema })));
     await Promise.all(ledgers.map((opened) => opened.close()));
     const { rows } = await admin.query(`SELECT version FROM "${schema}".schema_migrations ORDER BY version`);
-    expect(rows.map((row) => row.version)).toEqual([1, 2, 3]);
+    expect(rows.map((row) => row.version)).toEqual([1, 2, 3, 4]);
+  });
+
+  it('says which accounts predate its keyed top-up records when migrated over a journal written before them', async () => {
+    const upgraded = `${schema}_upgrade`;
+    try {
+      const before = await openLedger(url, { schema: upgraded });
+      const old = freshAccount();
+      await before.creditTopUp({ ...old, paymentIntentId: freshPaymentIntent(), units: 3, chargedMinor: 1 });
+      await before.close();
+      // The schema as the version before keyed top-ups left it: migration 4 not applied.
+      await admin.query(`DROP TABLE "${upgraded}".keyed_topups, "${upgraded}".customers, "${upgraded}".keyed_topups_since`);
+      await admin.query(`DELETE FROM "${upgraded}".schema_migrations WHERE version = 4`);
+      const after = await openLedger(url, { schema: upgraded });
+      const fresh = freshAccount();
+      await after.creditTopUp({ ...fresh, paymentIntentId: freshPaymentIntent(), units: 3, chargedMinor: 1 });
+      const keyed = (account: Account) => ({ ...account, idempotencyKey: 'k1', stripeIdempotencyKey: 's1', units: 1 });
+      expect((await after.beginKeyedTopUp(keyed(old))).predatesRecords).toBe(true);
+      expect((await after.beginKeyedTopUp(keyed(fresh))).predatesRecords).toBe(false);
+      await after.close();
+    } finally {
+      await admin.query(`DROP SCHEMA IF EXISTS "${upgraded}" CASCADE`);
+    }
   });
 
   it('keeps the balance audit view consistent with the journal', async () => {
@@ -736,7 +796,27 @@ describe('the Redis ledger, specifically', () => {
     const keys = (await redis.keys(`${keyPrefix}*`)).sort();
     await redis.quit();
     const expected = accountKeys(keyPrefix, account);
-    expect(keys).toEqual([expected.balance, expected.credits, expected.journal, paymentIntentOwnerKey(keyPrefix, paymentIntentId)].sort());
+    expect(keys).toEqual([expected.balance, expected.credits, expected.journal, paymentIntentOwnerKey(keyPrefix, paymentIntentId), `${keyPrefix}keyed-topups-since`].sort());
+  });
+
+  it('says which accounts predate its keyed top-up records when opened over balances written before them', async () => {
+    const upgraded = `${keyPrefix}upgrade:`;
+    const before = await openLedger(REDIS_URL, { keyPrefix: upgraded });
+    const old = freshAccount();
+    await before.creditTopUp({ ...old, paymentIntentId: freshPaymentIntent(), units: 3, chargedMinor: 1 });
+    await before.close();
+    // The ledger as a version without keyed top-ups left it: no record of since when they are kept.
+    const redis = new Redis(REDIS_URL);
+    await redis.del(`${upgraded}keyed-topups-since`);
+    await redis.quit();
+    await new Promise((resolve) => setTimeout(resolve, 5));
+    const after = await openLedger(REDIS_URL, { keyPrefix: upgraded });
+    const fresh = freshAccount();
+    await after.creditTopUp({ ...fresh, paymentIntentId: freshPaymentIntent(), units: 3, chargedMinor: 1 });
+    const keyed = (account: Account) => ({ ...account, idempotencyKey: 'k1', stripeIdempotencyKey: 's1', units: 1 });
+    expect((await after.beginKeyedTopUp(keyed(old))).predatesRecords).toBe(true);
+    expect((await after.beginKeyedTopUp(keyed(fresh))).predatesRecords).toBe(false);
+    await after.close();
   });
 });
 

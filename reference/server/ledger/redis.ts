@@ -22,7 +22,15 @@
  *   account, once, ever, though the credit record lives in the account's slot;
  * - `{pi:<id>}:started`: a top-up the server started and has not credited
  *   yet (awaiting card authentication), `{account, units}`, so a resume is
- *   checked without Stripe (SEC-9).
+ *   checked without Stripe (SEC-9);
+ * - `TAG:keyed-topup:<idempotencyKey>`: a hash, field `record` the
+ *   keyed top-up (PROC-12) written with HSETNX before its Stripe call, field
+ *   `pi` its PaymentIntent id once known; `customer:<clientId>`: the Stripe
+ *   Customer of a client id; `keyed-topups-since`: when a ledger that had
+ *   accounts started recording keyed top-ups ("0" for one that had none).
+ *   Each command on them names one key, so no script crosses slots.
+ *   The keyed top-up lives in its account's slot, so it is unique per
+ *   account (client id and currency), not per client id as in SQL.
  *
  * Spends use group commit per node: spends queued in one turn of the event
  * loop are batched per primary (on a single Redis, one batch holds them all),
@@ -81,6 +89,8 @@ import {
   MAX_BALANCE,
   MAX_TIMER_MS,
   assertAccount,
+  assertCustomerId,
+  assertKeyedTopUp,
   assertLockWait,
   assertNonNegativeInteger,
   assertPaymentIntentId,
@@ -98,6 +108,8 @@ import {
   type Account,
   type JournalEntry,
   type JournalKind,
+  type KeyedTopUp,
+  type KeyedTopUpBegun,
   type Ledger,
   type RestoreRequest,
   type SpendRequest,
@@ -376,7 +388,11 @@ class RedisLedger implements Ledger {
   readonly #replicaWaitMs: number;
   #closed = false;
 
-  constructor(client: Redis | Cluster, prefix: string, shas: Record<ScriptName, string>, options: LedgerOptions, creditReplicas: number) {
+  /** When this ledger began recording keyed top-ups (0: since its start); set once, read once at open (see markKeyedTopUpsSince). */
+  readonly #keyedTopUpsSince: number;
+
+  constructor(client: Redis | Cluster, prefix: string, shas: Record<ScriptName, string>, options: LedgerOptions, creditReplicas: number, keyedTopUpsSince: number) {
+    this.#keyedTopUpsSince = keyedTopUpsSince;
     this.#cluster = client instanceof Cluster ? client : undefined;
     this.#redis = client as Redis;
     this.#prefix = prefix;
@@ -647,6 +663,64 @@ class RedisLedger implements Ledger {
     return { paymentIntentId, currency: account.slice(0, 3), clientId: account.slice(4), units };
   }
 
+  /** In the account's slot, so a keyed top-up touches no shard but its account's (a failover elsewhere does not stop it). */
+  #keyedTopUpKey(account: Account, idempotencyKey: string): string {
+    return `${accountKeyBase(this.#prefix, account)}keyed-topup:${idempotencyKey}`;
+  }
+
+  async beginKeyedTopUp(topUp: KeyedTopUp): Promise<KeyedTopUpBegun> {
+    assertKeyedTopUp(topUp);
+    if (this.#closed) throw new LedgerUnavailableError('the ledger is closed');
+    const key = this.#keyedTopUpKey(topUp, topUp.idempotencyKey);
+    const record = JSON.stringify({ currency: topUp.currency, units: topUp.units, stripeKey: topUp.stripeIdempotencyKey, at: Date.now() });
+    // One key, one pipeline: HSETNX keeps an earlier record, HGETALL reads whichever holds. The account's oldest
+    // journal entry is read only on a ledger upgraded over accounts (its own slot).
+    const sinceMs = this.#keyedTopUpsSince;
+    const [replies, oldest] = await this.#command((redis) =>
+      Promise.all([
+        redis.pipeline().hsetnx(key, 'record', record).hgetall(key).exec(),
+        sinceMs > 0 ? redis.lindex(this.#keys(topUp).journal, 0) : Promise.resolve(null),
+      ]),
+    );
+    const failed = replies?.find(([error]) => error)?.[0];
+    if (!replies || failed) throw ledgerError(failed ?? new Error('the pipeline returned nothing'));
+    const created = replies[0]![1] as number;
+    const stored = replies[1]![1] as Record<string, string>;
+    const held = JSON.parse(stored.record!) as { currency: string; units: number; stripeKey: string; at: number };
+    const predatesRecords = sinceMs > 0 && oldest !== null && (JSON.parse(oldest) as StoredEntry).at < sinceMs;
+    return {
+      record: {
+        clientId: topUp.clientId,
+        idempotencyKey: topUp.idempotencyKey,
+        currency: held.currency,
+        units: held.units,
+        stripeIdempotencyKey: held.stripeKey,
+        paymentIntentId: stored.pi ?? null,
+        recordedAt: new Date(held.at),
+      },
+      // A PaymentIntent without its record (the record lost in a failover, the PaymentIntent kept) is a key used before.
+      created: created === 1 && stored.pi === undefined,
+      predatesRecords,
+    };
+  }
+
+  async keyedTopUpCharged(account: Account, idempotencyKey: string, paymentIntentId: string): Promise<void> {
+    assertAccount(account);
+    assertPaymentIntentId(paymentIntentId);
+    if (this.#closed) throw new LedgerUnavailableError('the ledger is closed');
+    // Acknowledged like a credit, once replicas hold it: a failover must not forget which PaymentIntent a key charged.
+    await this.#durably(this.#creditReplicas, (pipeline) => pipeline.hsetnx(this.#keyedTopUpKey(account, idempotencyKey), 'pi', paymentIntentId));
+  }
+
+  async customerOf(clientId: string): Promise<string | null> {
+    return this.#command((redis) => redis.get(`${this.#prefix}customer:${clientId}`));
+  }
+
+  async recordCustomer(clientId: string, customerId: string): Promise<void> {
+    assertCustomerId(customerId);
+    await this.#command((redis) => redis.set(`${this.#prefix}customer:${clientId}`, customerId, 'NX'));
+  }
+
   async withTopUpLock<T>(account: Account, fn: () => Promise<T>, ttlMs = DEFAULT_TOPUP_LOCK_TTL_MS): Promise<T> {
     assertAccount(account);
     assertTtl(ttlMs);
@@ -719,6 +793,31 @@ class RedisLedger implements Ledger {
     this.#closed = true;
     await closeClient(this.#redis);
   }
+}
+
+/**
+ * Once per ledger, before anything is written: a ledger that already has
+ * accounts (in either layout) says since when it records keyed top-ups, so
+ * that its older accounts still ask Stripe about keys it never saw (PROC-12).
+ */
+async function markKeyedTopUpsSince(client: Redis | Cluster, prefix: string): Promise<number> {
+  const marker = `${prefix}keyed-topups-since`;
+  const marked = await client.get(marker);
+  if (marked !== null) return Number(marked);
+  let hadAccounts = (await client.exists(`${prefix}balances`)) === 1;
+  const nodes = client instanceof Cluster ? client.nodes('master') : [client];
+  for (const node of nodes) {
+    let cursor = '0';
+    while (!hadAccounts) {
+      const [next, keys] = await node.scan(cursor, 'MATCH', `${globEscape(prefix)}{*}:balance`, 'COUNT', 1000);
+      hadAccounts = keys.length > 0;
+      cursor = next;
+      if (cursor === '0') break;
+    }
+  }
+  await client.set(marker, hadAccounts ? String(Date.now()) : '0', 'NX');
+  // Whoever set it first wins; read back what holds.
+  return Number((await client.get(marker)) ?? '0');
 }
 
 function spendOutcome(encoded: number): SpendResult {
@@ -830,8 +929,9 @@ export async function openRedisLedger(url: string, options: LedgerOptions = {}):
     }
     let creditReplicas = options.creditReplicas;
     if (creditReplicas === undefined) creditReplicas = client instanceof Cluster && client.nodes('slave').length > 0 ? 1 : 0;
+    const keyedTopUpsSince = await markKeyedTopUpsSince(client, prefix);
     if (!(client instanceof Cluster)) await migrateSingleInstanceLayout(client, prefix);
-    return new RedisLedger(client, prefix, shas, options, creditReplicas);
+    return new RedisLedger(client, prefix, shas, options, creditReplicas, keyedTopUpsSince);
   } catch (error) {
     client.disconnect();
     throw ledgerError(error);

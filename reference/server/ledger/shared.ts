@@ -7,7 +7,7 @@
  * to 2^53-1.
  */
 
-import type { Account, SpendRequest } from './types.ts';
+import type { Account, KeyedTopUp, SpendRequest } from './types.ts';
 
 /** The largest balance a ledger holds: amounts are JSON integers up to 2^53-1 (MSG-3). */
 export const MAX_BALANCE = Number.MAX_SAFE_INTEGER;
@@ -113,6 +113,18 @@ export function checkedSpend(request: SpendRequest): SpendRequest {
 
 export function assertPaymentIntentId(id: unknown): asserts id is string {
   assertText('paymentIntentId', id);
+}
+
+/** A keyed top-up as a ledger stores it (PROC-12): the account, both idempotency keys and the units. */
+export function assertKeyedTopUp(topUp: KeyedTopUp): void {
+  assertAccount(topUp);
+  assertText('idempotencyKey', topUp.idempotencyKey);
+  assertText('stripeIdempotencyKey', topUp.stripeIdempotencyKey);
+  assertUnits('units', topUp.units);
+}
+
+export function assertCustomerId(id: unknown): asserts id is string {
+  assertText('customerId', id);
 }
 
 /** The longest delay a Node timer takes (about 24.8 days); lock TTLs and waits stay below it. */

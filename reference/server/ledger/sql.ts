@@ -45,6 +45,8 @@ import {
   MAX_BALANCE,
   MAX_TIMER_MS,
   assertAccount,
+  assertCustomerId,
+  assertKeyedTopUp,
   assertLockWait,
   assertNonNegativeInteger,
   assertPaymentIntentId,
@@ -62,6 +64,8 @@ import {
   type Account,
   type JournalEntry,
   type JournalKind,
+  type KeyedTopUp,
+  type KeyedTopUpBegun,
   type Ledger,
   type RestoreRequest,
   type SpendRequest,
@@ -439,6 +443,34 @@ function migrations(s: string): Array<{ version: number; name: string; sql: stri
         );
       `,
     },
+    {
+      version: 4,
+      name: 'keyed top-ups and Customers per client id',
+      sql: `
+        -- A top-up keyed by the payload's idempotencyKey, written before its
+        -- Stripe call and given its PaymentIntent id after, so that a key is
+        -- known here rather than found by a Stripe search (PROC-12).
+        CREATE TABLE ${s}.keyed_topups (
+          client_id text NOT NULL,
+          idempotency_key text NOT NULL,
+          currency text NOT NULL,
+          units bigint NOT NULL CHECK (units > 0),
+          stripe_idempotency_key text NOT NULL,
+          payment_intent_id text,
+          recorded_at timestamptz NOT NULL DEFAULT now(),
+          PRIMARY KEY (client_id, idempotency_key)
+        );
+        -- The Stripe Customer of each client id, so none is searched for.
+        CREATE TABLE ${s}.customers (
+          client_id text PRIMARY KEY,
+          customer_id text NOT NULL
+        );
+        -- On a ledger that already had a journal, keys used before this
+        -- moment are not recorded: their accounts still ask Stripe.
+        CREATE TABLE ${s}.keyed_topups_since (at timestamptz NOT NULL);
+        INSERT INTO ${s}.keyed_topups_since (at) SELECT now() WHERE EXISTS (SELECT 1 FROM ${s}.journal);
+      `,
+    },
   ];
 }
 
@@ -516,6 +548,36 @@ function statements(schema: string) {
        UNION ALL
        SELECT client_id, currency, delta::text AS units FROM ${s}.journal WHERE payment_intent_id = $1::text AND kind = 'topup'
        LIMIT 1`,
+    ),
+    // The record written now, or else the earlier one (the CTE's snapshot hides the row it inserts, so at most one part answers).
+    beginKeyedTopUp: named(
+      'begin_keyed_topup',
+      `WITH inserted AS (
+         INSERT INTO ${s}.keyed_topups (client_id, idempotency_key, currency, units, stripe_idempotency_key)
+         VALUES ($1::text, $2::text, $3::text, $4::bigint, $5::text)
+         ON CONFLICT (client_id, idempotency_key) DO NOTHING
+         RETURNING currency, units, stripe_idempotency_key, payment_intent_id, recorded_at
+       ), found AS (
+         SELECT currency, units, stripe_idempotency_key, payment_intent_id, recorded_at, false AS created FROM ${s}.keyed_topups
+          WHERE client_id = $1::text AND idempotency_key = $2::text
+         UNION ALL
+         SELECT currency, units, stripe_idempotency_key, payment_intent_id, recorded_at, true AS created FROM inserted
+       )
+       SELECT currency, units::text AS units, stripe_idempotency_key, payment_intent_id, recorded_at, created,
+              EXISTS (SELECT 1 FROM ${s}.keyed_topups_since f
+                       WHERE EXISTS (SELECT 1 FROM ${s}.journal j
+                                      WHERE j.client_id = $1::text AND j.currency = $3::text AND j.created_at < f.at)) AS predates
+         FROM found LIMIT 1`,
+    ),
+    keyedTopUpCharged: named(
+      'keyed_topup_charged',
+      `UPDATE ${s}.keyed_topups SET payment_intent_id = $3::text
+        WHERE client_id = $1::text AND idempotency_key = $2::text AND payment_intent_id IS NULL`,
+    ),
+    customerOf: named('customer_of', `SELECT customer_id FROM ${s}.customers WHERE client_id = $1::text`),
+    recordCustomer: named(
+      'record_customer',
+      `INSERT INTO ${s}.customers (client_id, customer_id) VALUES ($1::text, $2::text) ON CONFLICT (client_id) DO NOTHING`,
     ),
     journal: named(
       'journal',
@@ -724,6 +786,44 @@ class SqlLedger implements Ledger {
     const [row] = await this.#run(this.#sql.startedTopUp, [paymentIntentId]);
     if (row === undefined) return null;
     return { paymentIntentId, clientId: row.client_id as string, currency: row.currency as string, units: toUnits(row.units) };
+  }
+
+  async beginKeyedTopUp(topUp: KeyedTopUp): Promise<KeyedTopUpBegun> {
+    assertKeyedTopUp(topUp);
+    const values = [topUp.clientId, topUp.idempotencyKey, topUp.currency, topUp.units, topUp.stripeIdempotencyKey];
+    let [row] = await this.#run(this.#sql.beginKeyedTopUp, values);
+    // Nothing seen: a concurrent insert of the same key committed after this statement's snapshot. It is visible now.
+    if (row === undefined) [row] = await this.#run(this.#sql.beginKeyedTopUp, values);
+    if (row === undefined) throw new LedgerUnavailableError('the ledger returned an unexpected result');
+    return {
+      record: {
+        clientId: topUp.clientId,
+        idempotencyKey: topUp.idempotencyKey,
+        currency: row.currency as string,
+        units: toUnits(row.units),
+        stripeIdempotencyKey: row.stripe_idempotency_key as string,
+        paymentIntentId: (row.payment_intent_id as string | null) ?? null,
+        recordedAt: new Date(row.recorded_at as string | Date),
+      },
+      created: row.created === true,
+      predatesRecords: row.predates === true,
+    };
+  }
+
+  async keyedTopUpCharged(account: Account, idempotencyKey: string, paymentIntentId: string): Promise<void> {
+    assertAccount(account);
+    assertPaymentIntentId(paymentIntentId);
+    await this.#run(this.#sql.keyedTopUpCharged, [account.clientId, idempotencyKey, paymentIntentId]);
+  }
+
+  async customerOf(clientId: string): Promise<string | null> {
+    const [row] = await this.#run(this.#sql.customerOf, [clientId]);
+    return row === undefined ? null : (row.customer_id as string);
+  }
+
+  async recordCustomer(clientId: string, customerId: string): Promise<void> {
+    assertCustomerId(customerId);
+    await this.#run(this.#sql.recordCustomer, [clientId, customerId]);
   }
 
   async withTopUpLock<T>(account: Account, fn: () => Promise<T>, ttlMs = DEFAULT_TOPUP_LOCK_TTL_MS): Promise<T> {

@@ -62,6 +62,40 @@ export interface StartedTopUp extends Account {
   units: number;
 }
 
+/**
+ * A top-up a client keyed with the payload's idempotencyKey, recorded before
+ * its Stripe call so that the ledger, not a Stripe search, knows whether the
+ * key was used (PROC-12), also after Stripe's 24-hour idempotency window.
+ */
+export interface KeyedTopUp extends Account {
+  /** The payload's idempotencyKey; with the client id, the unique key of the record. */
+  idempotencyKey: string;
+  /** The Idempotency-Key the Stripe call was (or is about to be) made with. */
+  stripeIdempotencyKey: string;
+  /** The units the top-up grants. */
+  units: number;
+}
+
+export interface KeyedTopUpRecord extends KeyedTopUp {
+  /** The PaymentIntent the Stripe call answered with; null until known (the call failed, or its answer was lost). */
+  paymentIntentId: string | null;
+  /** When the record was first written, before the first Stripe call with its key. */
+  recordedAt: Date;
+}
+
+export interface KeyedTopUpBegun {
+  /** The record of this (client id, idempotencyKey): the one just written, or the earlier one, which wins. */
+  record: KeyedTopUpRecord;
+  /** True when this call wrote it: the key was never used with this ledger. */
+  created: boolean;
+  /**
+   * True when the account has journal entries older than this ledger's
+   * keyed top-up records (a ledger upgraded from a version without them):
+   * a key the ledger does not know may still name a top-up Stripe made.
+   */
+  predatesRecords: boolean;
+}
+
 export type JournalKind = 'topup' | 'spend' | 'restore' | 'refund';
 
 export interface JournalEntry extends Account {
@@ -92,6 +126,19 @@ export interface Ledger {
   recordTopUp(topUp: StartedTopUp): Promise<void>;
   /** The top-up a PaymentIntent id names in this ledger, recorded or credited; null when this ledger never saw it (SEC-9). */
   startedTopUp(paymentIntentId: string): Promise<StartedTopUp | null>;
+  /**
+   * Records a keyed top-up unless its (client id, idempotencyKey) is recorded
+   * already, atomically, and returns the record that holds (PROC-12). The
+   * Redis ledger keeps the record in the account's hash slot, so there the
+   * key is unique per account (client id and currency): see docs/ledgers.md.
+   */
+  beginKeyedTopUp(topUp: KeyedTopUp): Promise<KeyedTopUpBegun>;
+  /** Adds the PaymentIntent id to a keyed top-up's record, once it is known; a record that has one keeps it. */
+  keyedTopUpCharged(account: Account, idempotencyKey: string, paymentIntentId: string): Promise<void>;
+  /** The Stripe Customer recorded for a client id, or null. */
+  customerOf(clientId: string): Promise<string | null>;
+  /** Records the Stripe Customer of a client id; one recorded earlier is kept. */
+  recordCustomer(clientId: string, customerId: string): Promise<void>;
   /**
    * Runs `fn` while holding the top-up lock of one account, shared by every
    * process using this ledger, so concurrent top-ups make one charge (PROC-7).
