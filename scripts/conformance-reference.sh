@@ -12,7 +12,12 @@ emulator_port=12111
 server_port=4021
 secret="conformance-run-secret-$(date +%s)-0123456789abcdef"
 pids=()
-cleanup() { for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done; rm -rf "$work"; }
+# Waits for the server to exit before removing its data directory: PGlite writes while it shuts down.
+cleanup() {
+  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+  for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
+  rm -rf "$work" || true
+}
 trap cleanup EXIT
 
 node bin/stripe402.js emulator --port "$emulator_port" >"$work/emulator.log" 2>&1 &

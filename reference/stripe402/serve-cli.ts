@@ -14,6 +14,16 @@ import { deploymentIdOf, parseSince, reconcile } from '@stripe402/server';
 import type { PaidRouteConfig } from '@stripe402/server';
 import { DEFAULT_DATA_DIR, DEFAULT_HOST, DEFAULT_PORT, startServer } from './standalone.ts';
 
+/** Parses a subcommand's arguments; help exits 0, any usage error exits 2 (commander has printed why). */
+function parseOrExit(program: Command, argv: string[]): void {
+  try {
+    program.parse(argv, { from: 'user' });
+  } catch (error) {
+    const code = (error as { exitCode?: number }).exitCode ?? 2;
+    process.exit(code === 0 ? 0 : 2);
+  }
+}
+
 function port(value: string): number {
   const n = Number(value);
   if (!Number.isInteger(n) || n < 0 || n > 65_535) throw new InvalidArgumentError('expected a port number from 0 to 65535');
@@ -88,12 +98,7 @@ export async function runServeCli(argv: string[]): Promise<void> {
     )
     .exitOverride()
     .configureOutput({ writeErr: (text) => process.stderr.write(text) });
-  try {
-    program.parse(argv, { from: 'user' });
-  } catch (error) {
-    const code = (error as { exitCode?: number }).exitCode ?? 2;
-    process.exit(code === 0 ? 0 : 2);
-  }
+  parseOrExit(program, argv);
   const opts = program.opts<{
     port: number;
     host: string;
@@ -206,12 +211,7 @@ export async function runReconcileCli(argv: string[]): Promise<void> {
     )
     .exitOverride()
     .configureOutput({ writeErr: (text) => process.stderr.write(text) });
-  try {
-    program.parse(argv, { from: 'user' });
-  } catch (error) {
-    const code = (error as { exitCode?: number }).exitCode ?? 2;
-    process.exit(code === 0 ? 0 : 2);
-  }
+  parseOrExit(program, argv);
   const opts = program.opts<{
     ledger: string;
     ledgerSchema?: string;
