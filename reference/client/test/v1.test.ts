@@ -9,7 +9,7 @@ import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from
 import { startEmulator, type Emulator } from '@stripe402/stripe-emulator';
 import { PaymentRefusedError } from '../errors.ts';
 import { Stripe402Client, type PaymentEvent } from '../fetch.ts';
-import { startV1Server, V1_ROUTES, type RunningV1Server } from './v1-server.ts';
+import { startV1Server, V1_ROUTES, type RunningV1Server, type V1ServerOptions } from './v1-server.ts';
 import { paymentOf, succeededCharges } from './harness.ts';
 import type { ProxiedRequest } from './proxy.ts';
 
@@ -23,15 +23,25 @@ beforeAll(async () => {
 afterAll(async () => {
   await emulator?.close();
 });
-beforeEach(async () => {
-  // A new secret per test: the same test card then has a new client id and no balance.
-  v1 = await startV1Server({
+/** A v1 server on the emulator with a new secret: the same test card then has a new client id and no balance. */
+function startV1(options: Pick<V1ServerOptions, 'routes' | 'minorUnits'>): Promise<RunningV1Server> {
+  return startV1Server({
     stripeUrl: emulator.url,
     stripeSecretKey: emulator.secretKey,
     publishableKey: emulator.publishableKey,
     serverSecret: `v1-client-tests-secret-${++secretCounter}-0123456789abcdef`,
-    routes: { ...V1_ROUTES, 'GET /api/all-in': { amount: 5_000, currency: 'usd', minTopUp: 5_000 } },
+    ...options,
   });
+}
+
+/** A v1 server whose yen route is charged as if yen had two decimals (100 times over). */
+async function restartWithTwoDecimalYen(): Promise<void> {
+  await v1.close();
+  v1 = await startV1({ routes: { 'GET /api/fortune': { amount: 10_000, currency: 'jpy', minTopUp: 1_000_000 } }, minorUnits: 'two-decimals' });
+}
+
+beforeEach(async () => {
+  v1 = await startV1({ routes: { ...V1_ROUTES, 'GET /api/all-in': { amount: 5_000, currency: 'usd', minTopUp: 5_000 } } });
 });
 afterEach(async () => {
   await v1.close();
@@ -138,15 +148,7 @@ describe('against a stripe402 v1 server', () => {
   });
 
   it('counts a yen top-up by its worst case, as unconfirmed, when a v1 server charges yen 100 times over', async () => {
-    await v1.close();
-    v1 = await startV1Server({
-      stripeUrl: emulator.url,
-      stripeSecretKey: emulator.secretKey,
-      publishableKey: emulator.publishableKey,
-      serverSecret: `v1-client-tests-secret-${++secretCounter}-0123456789abcdef`,
-      routes: { 'GET /api/fortune': { amount: 10_000, currency: 'jpy', minTopUp: 1_000_000 } },
-      minorUnits: 'two-decimals',
-    });
+    await restartWithTwoDecimalYen();
     const events: PaymentEvent[] = [];
     // 100,000,000 units = 10,000 yen a day: room for the worst case of one 100-yen top-up (10,000 yen).
     const budget = { maxTopUp: { jpy: 1_000_000 }, perOrigin: { perDay: { jpy: 100_000_000 } }, total: { perDay: { jpy: 100_000_000 } } };
@@ -161,15 +163,7 @@ describe('against a stripe402 v1 server', () => {
   });
 
   it('refuses a yen top-up whose worst case is above the cap, and charges nothing', async () => {
-    await v1.close();
-    v1 = await startV1Server({
-      stripeUrl: emulator.url,
-      stripeSecretKey: emulator.secretKey,
-      publishableKey: emulator.publishableKey,
-      serverSecret: `v1-client-tests-secret-${++secretCounter}-0123456789abcdef`,
-      routes: { 'GET /api/fortune': { amount: 10_000, currency: 'jpy', minTopUp: 1_000_000 } },
-      minorUnits: 'two-decimals',
-    });
+    await restartWithTwoDecimalYen();
     const before = emulator.state.paymentIntents().length;
     // A cap of 1,000 yen a day covers the 100 yen the spec prescribes, not the 10,000 a v1 server may take.
     const budget = { maxTopUp: { jpy: 1_000_000 }, perOrigin: { perDay: { jpy: 10_000_000 } }, total: { perDay: { jpy: 10_000_000 } } };
