@@ -12,7 +12,7 @@ import { HEADER_PAYMENT_REQUIRED, HEADER_PAYMENT_RESPONSE, STRIPE402_VERSION, de
 import { deriveClientId, isClientId, isStrongServerSecret, SERVER_SECRET_MIN_BYTES } from '@stripe402/core';
 import { unitsToMinor } from '@stripe402/core';
 import type { ErrorCode, PaymentPayload, PaymentRequiredResponse, PaymentRequirements, PaymentResponse } from '@stripe402/core';
-import { LedgerUnavailableError, type Ledger } from './ledger/types.ts';
+import { LedgerUnavailableError, type Ledger, type RestoreRequest } from './ledger/types.ts';
 import { METADATA_CLIENT_ID, METADATA_CURRENCY, METADATA_UNITS, show, type GatewayFailure, type PaymentIntentView, type StripeGateway } from './gateway.ts';
 import { RateLimiter, UNKNOWN_SOURCE, type Limited, type RateLimitOptions } from './limits.ts';
 import { chargeStep, compileRoutes, RouteTable, STRIPE_MAXIMUM_CHARGE, type PaidRoute, type PaidRouteConfig, type Price, type RouteMatch } from './routes.ts';
@@ -127,6 +127,19 @@ const MESSAGES = {
 const SERVED_HEADERS = Object.freeze({ 'cache-control': 'no-store', 'access-control-expose-headers': EXPOSED_HEADERS });
 
 /** How many decoded `payment` headers an engine remembers, and the longest it remembers (see PaymentEngine.decode). */
+/**
+ * A restore (PROC-10) that fails for want of the ledger is tried again at
+ * once after these delays, while its response waits: a dropped connection
+ * reconnects in well under this. After them, the response goes out with the
+ * balance unrestored and the restore goes on in the background (doubling
+ * from 1 s to 60 s, about 20 minutes in all).
+ */
+const RESTORE_RETRY_DELAYS_MS = [50, 200, 750];
+const RESTORE_BACKGROUND_FIRST_MS = 1_000;
+const RESTORE_BACKGROUND_MAX_MS = 60_000;
+const RESTORE_BACKGROUND_ATTEMPTS = 25;
+const MAX_PENDING_RESTORES = 10_000;
+
 const DECODE_CACHE_ENTRIES = 1024;
 const DECODE_CACHE_MAX_LENGTH = 512;
 
@@ -297,13 +310,43 @@ export class PaymentEngine {
 
   private async settleRestoring(grant: Grant): Promise<Settlement> {
     const { route, price, clientId } = grant;
-    try {
-      const { balance } = await this.ledger.restore({ clientId, currency: price.currency, amount: price.amount, route: route.key });
-      return this.settlement(grant, balance, true);
-    } catch (error) {
-      this.report({ stage: 'settle', route: route.key, clientId, detail: describe(error), error });
-      return this.settlement(grant, grant.balance, false);
+    // One id for every attempt: a restore whose answer was lost is sent again and applied once.
+    const request: RestoreRequest = { clientId, currency: price.currency, amount: price.amount, route: route.key, restoreId: randomUUID() };
+    for (let attempt = 0; ; attempt++) {
+      try {
+        const { balance } = await this.ledger.restore(request);
+        return this.settlement(grant, balance, true);
+      } catch (error) {
+        const transient = error instanceof LedgerUnavailableError;
+        if (transient && attempt < RESTORE_RETRY_DELAYS_MS.length) {
+          await sleep(RESTORE_RETRY_DELAYS_MS[attempt]!);
+          continue;
+        }
+        this.report({ stage: 'settle', route: route.key, clientId, detail: describe(error), error });
+        // The answer cannot wait longer; the units still come back once the ledger does.
+        if (transient) this.restoreLater(request, 0);
+        return this.settlement(grant, grant.balance, false);
+      }
     }
+  }
+
+  /** Pending restores retried in the background, by id (bounded: an outage must not grow memory without end). */
+  private readonly pendingRestores = new Set<string>();
+
+  private restoreLater(request: RestoreRequest, attempt: number): void {
+    if (attempt === 0 && this.pendingRestores.size >= MAX_PENDING_RESTORES) return;
+    this.pendingRestores.add(request.restoreId);
+    const delay = Math.min(RESTORE_BACKGROUND_FIRST_MS * 2 ** attempt, RESTORE_BACKGROUND_MAX_MS);
+    setTimeout(() => {
+      this.ledger.restore(request).then(
+        () => this.pendingRestores.delete(request.restoreId),
+        (error: unknown) => {
+          if (error instanceof LedgerUnavailableError && attempt + 1 < RESTORE_BACKGROUND_ATTEMPTS) return this.restoreLater(request, attempt + 1);
+          this.pendingRestores.delete(request.restoreId);
+          this.report({ stage: 'settle', route: request.route, clientId: request.clientId, detail: `a restore was given up: ${describe(error)}`, error });
+        },
+      );
+    }, delay).unref();
   }
 
   private settlement(grant: Grant, balance: number, restored: boolean): Settlement {
@@ -816,4 +859,8 @@ function encodeHeaderNative(message: object): string {
 
 function describe(error: unknown): string {
   return error instanceof Error ? `${error.name}: ${error.message}` : String(error);
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
 }

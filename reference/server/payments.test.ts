@@ -6,6 +6,7 @@
  * credit restored on a 5xx, and charges credited exactly once after the
  * ledger failed to record them (retry, webhook, reconcile).
  */
+import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { startEmulator, type Emulator } from '@stripe402/stripe-emulator';
 import { reconcile } from './recovery.ts';
@@ -51,6 +52,8 @@ describe.each(LEDGER_KINDS)('the reference server on the %s ledger', (kind) => {
   });
   afterEach(async () => {
     ledger.failCreditTopUps = 0;
+    ledger.failRestores = 0;
+    ledger.loseRestoreAnswers = 0;
     ledger.unreachable = false;
     emulator.faults.clear();
     emulator.setWebhook(undefined);
@@ -276,6 +279,34 @@ describe.each(LEDGER_KINDS)('the reference server on the %s ledger', (kind) => {
     expect(await ledger.balance({ clientId, currency: 'usd' })).toBe(50_000);
     const kinds = (await ledger.journal({ clientId, currency: 'usd' })).map((e) => e.kind);
     expect(kinds.filter((k) => k === 'restore')).toHaveLength(2);
+  });
+
+  it('sends a restore again when its answer was lost, and the ledger applies it once', async () => {
+    const { url } = await start();
+    const clientId = (await request(`${url}/api/joke`, { payment: { ...V, paymentMethodId: VISA } })).payment!.clientId;
+    ledger.loseRestoreAnswers = 2;
+    const failed = await request(`${url}/api/fail`, { payment: { ...V, clientId } });
+    expect(failed.status).toBe(500);
+    expect(failed.payment).toEqual({ success: true, creditsRemaining: 40_000, clientId, currency: 'usd' });
+    expect(ledger.calls.restore).toBeGreaterThanOrEqual(3);
+    expect(await ledger.balance({ clientId, currency: 'usd' })).toBe(40_000);
+    const restores = (await ledger.journal({ clientId, currency: 'usd' })).filter((entry) => entry.kind === 'restore');
+    expect(restores).toHaveLength(1);
+  });
+
+  it('gives the credits back in the background when the ledger is away longer than the response can wait', async () => {
+    const { url } = await start();
+    const clientId = (await request(`${url}/api/joke`, { payment: { ...V, paymentMethodId: VISA } })).payment!.clientId;
+    // The first attempt and its three quick retries fail; the first background attempt (1 s later) applies it.
+    ledger.failRestores = 4;
+    const failed = await request(`${url}/api/fail`, { payment: { ...V, clientId } });
+    expect(failed.status).toBe(500);
+    // The answer reports the balance as it stands: spent, not yet restored.
+    expect(failed.payment).toMatchObject({ success: true, creditsRemaining: 30_000 });
+    expect(await ledger.balance({ clientId, currency: 'usd' })).toBe(30_000);
+    for (let waited = 0; waited < 5_000 && (await ledger.balance({ clientId, currency: 'usd' })) !== 40_000; waited += 100) await sleep(100);
+    expect(await ledger.balance({ clientId, currency: 'usd' })).toBe(40_000);
+    expect((await ledger.journal({ clientId, currency: 'usd' })).filter((entry) => entry.kind === 'restore')).toHaveLength(1);
   });
 
   it('keeps balances per currency and picks the accepted currency the payload names', async () => {

@@ -138,6 +138,10 @@ export async function openTestLedger(kind: LedgerKind): Promise<TestLedger> {
 export class FaultInjectingLedger implements Ledger {
   /** Fail this many upcoming creditTopUp calls. */
   failCreditTopUps = 0;
+  /** Fail this many upcoming restore calls before they reach the store. */
+  failRestores = 0;
+  /** Apply this many upcoming restores, then fail them as a dropped connection would: done, answer lost. */
+  loseRestoreAnswers = 0;
   /** Fail every call, as if the store were unreachable. */
   unreachable = false;
   /** Calls made, by method, to check that a request never reached the ledger. */
@@ -168,7 +172,16 @@ export class FaultInjectingLedger implements Ledger {
   }
   async restore(request: RestoreRequest) {
     this.enter('restore');
-    return this.inner.restore(request);
+    if (this.failRestores > 0) {
+      this.failRestores--;
+      throw new LedgerUnavailableError('injected: restore failed');
+    }
+    const result = await this.inner.restore(request);
+    if (this.loseRestoreAnswers > 0) {
+      this.loseRestoreAnswers--;
+      throw new LedgerUnavailableError('injected: the answer to a restore was lost');
+    }
+    return result;
   }
   async balance(account: Account) {
     this.enter('balance');

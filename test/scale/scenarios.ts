@@ -93,8 +93,14 @@ export interface ScenarioResult {
 
 interface FaultPlan {
   detail: string[];
-  /** Called on every request the load sends; fires the fault at its moments. */
-  tick(elapsedMs: number): void;
+  /**
+   * Called on every request the load sends; fires the fault at its moments.
+   * `progressMs` is how far the load has gone, in milliseconds of its
+   * duration: elapsed time, or the share of its request budget already sent
+   * if that is further, so that a load that ends on its request budget early
+   * (a fast machine) still meets every fault in its middle.
+   */
+  tick(progressMs: number): void;
   /** Ends the fault (restarts what was stopped) before recovery and checks. */
   finish(): Promise<void>;
   /** Attempts per top-up before a client gives up (default: the load's). */
@@ -106,11 +112,11 @@ function sleep(ms: number): Promise<void> {
 }
 
 /** Fires `action` once when the load passes each of `fractions` of its duration. */
-function atMoments(durationMs: number, fractions: number[], action: (index: number) => void): (elapsedMs: number) => void {
+function atMoments(durationMs: number, fractions: number[], action: (index: number) => void): (progressMs: number) => void {
   const pending = fractions.map((fraction) => fraction * durationMs);
   let next = 0;
-  return (elapsedMs) => {
-    while (next < pending.length && elapsedMs >= pending[next]!) action(next++);
+  return (progressMs) => {
+    while (next < pending.length && progressMs >= pending[next]!) action(next++);
   };
 }
 
@@ -131,12 +137,12 @@ function planFault(
       // Each kill waits until every process listens again, so some server always does, as behind a load balancer.
       let due = 0;
       const moments = atMoments(durationMs, [0.3, 0.6], () => void due++);
-      const tick = (elapsedMs: number) => {
-        moments(elapsedMs);
+      const tick = (progressMs: number) => {
+        moments(progressMs);
         if (due === 0 || fleet.workers().length < fleet.size) return;
         const victim = fleet.workers()[0]!;
         due--;
-        if (killIfOurs(victim)) detail.push(`kill -9 of server pid ${victim} at ${(elapsedMs / 1000).toFixed(1)} s`);
+        if (killIfOurs(victim)) detail.push(`kill -9 of server pid ${victim} at ${Math.round((100 * progressMs) / durationMs)} % of the load`);
       };
       return {
         detail,
@@ -262,9 +268,9 @@ function planFault(
       const replay = atMoments(durationMs, [0.6], () => void background.push(resendAll('during the load')));
       return {
         detail,
-        tick: (elapsedMs) => {
-          tick(elapsedMs);
-          replay(elapsedMs);
+        tick: (progressMs) => {
+          tick(progressMs);
+          replay(progressMs);
         },
         finish: async () => {
           emulator.faults.clear();
@@ -330,7 +336,7 @@ export async function runScenario(options: ScenarioOptions): Promise<ScenarioRes
       maxRequests: options.maxRequests,
       requestTimeoutMs: 15_000,
       ...(plan.topUpAttempts ? { topUpAttempts: plan.topUpAttempts } : {}),
-      onTick: () => plan.tick(Date.now() - loadStarted),
+      onTick: (sent) => plan.tick(Math.max(Date.now() - loadStarted, (sent.requests / options.maxRequests) * options.durationMs)),
     });
     await plan.finish();
     log(`  ${describeLoad(load)}`);

@@ -9,7 +9,7 @@
  * cuts.
  */
 
-import { randomBytes } from 'node:crypto';
+import { randomBytes, randomUUID } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
@@ -435,7 +435,7 @@ describe.each([pgliteBackend(), postgresBackend(), redisBackend(), redisClusterB
                   tally.spent += op.amount;
                 }
               } else {
-                const result = await on.restore({ ...account, amount: op.amount, route: 'GET /a' });
+                const result = await on.restore({ ...account, amount: op.amount, route: 'GET /a', restoreId: randomUUID() });
                 expect(result.balance).toBeGreaterThanOrEqual(op.amount);
                 tally.balance += op.amount;
               }
@@ -501,9 +501,25 @@ describe.each([pgliteBackend(), postgresBackend(), redisBackend(), redisClusterB
   it('restores a deduction as one journal entry', async () => {
     const account = await funded(10);
     await ledger.spend({ ...account, amount: 4, route: 'GET /joke' });
-    expect(await ledger.restore({ ...account, amount: 4, route: 'GET /joke' })).toEqual({ balance: 10 });
+    expect(await ledger.restore({ ...account, amount: 4, route: 'GET /joke', restoreId: randomUUID() })).toEqual({ balance: 10 });
     const journal = await ledger.journal(account);
     expect(journal.at(-1)).toMatchObject({ kind: 'restore', delta: 4, count: 1, route: 'GET /joke' });
+    expect(sum(journal.map((entry) => entry.delta))).toBe(10);
+  });
+
+  it('applies a restore id once, however often and however concurrently it is sent', async () => {
+    const account = await funded(10);
+    await ledger.spend({ ...account, amount: 4, route: 'GET /joke' });
+    await ledger.spend({ ...account, amount: 3, route: 'GET /joke' });
+    const first = { ...account, amount: 4, route: 'GET /joke', restoreId: randomUUID() };
+    const results = await Promise.all([first, first, first].map((request) => ledger.restore(request)));
+    // Every answer reports the balance with the restore applied once.
+    expect(results).toEqual([{ balance: 7 }, { balance: 7 }, { balance: 7 }]);
+    expect(await ledger.restore(first)).toEqual({ balance: 7 });
+    // Another id is another restore.
+    expect(await ledger.restore({ ...first, amount: 3, restoreId: randomUUID() })).toEqual({ balance: 10 });
+    const journal = await ledger.journal(account);
+    expect(journal.filter((entry) => entry.kind === 'restore').map((entry) => entry.delta)).toEqual([4, 3]);
     expect(sum(journal.map((entry) => entry.delta))).toBe(10);
   });
 
@@ -591,7 +607,7 @@ describe.each([pgliteBackend(), postgresBackend(), redisBackend(), redisClusterB
     const account = freshAccount();
     for (const amount of [1.5, 0, -1, 2 ** 53, Number.NaN, Number.POSITIVE_INFINITY, '5', 5n, null]) {
       await expect(ledger.spend({ ...account, amount: amount as number, route: 'GET /joke' })).rejects.toBeInstanceOf(TypeError);
-      await expect(ledger.restore({ ...account, amount: amount as number, route: 'GET /joke' })).rejects.toBeInstanceOf(
+      await expect(ledger.restore({ ...account, amount: amount as number, route: 'GET /joke', restoreId: randomUUID() })).rejects.toBeInstanceOf(
         TypeError,
       );
       await expect(
@@ -610,6 +626,9 @@ describe.each([pgliteBackend(), postgresBackend(), redisBackend(), redisClusterB
     await expect(
       ledger.creditTopUp({ ...account, paymentIntentId: freshPaymentIntent(), units: 10, chargedMinor: 0.5 }),
     ).rejects.toBeInstanceOf(TypeError);
+    for (const restoreId of [undefined, '', 'x'.repeat(65), 7]) {
+      await expect(ledger.restore({ ...account, amount: 1, route: 'GET /joke', restoreId: restoreId as string })).rejects.toBeInstanceOf(TypeError);
+    }
     await expect(ledger.spend({ clientId: account.clientId, currency: 'USD', amount: 1, route: 'GET /joke' })).rejects.toBeInstanceOf(
       TypeError,
     );
@@ -622,7 +641,7 @@ describe.each([pgliteBackend(), postgresBackend(), redisBackend(), redisClusterB
     await expect(
       ledger.creditTopUp({ ...account, paymentIntentId: freshPaymentIntent(), units: 1, chargedMinor: 1 }),
     ).rejects.toBeInstanceOf(RangeError);
-    await expect(ledger.restore({ ...account, amount: 1, route: 'GET /joke' })).rejects.toBeInstanceOf(RangeError);
+    await expect(ledger.restore({ ...account, amount: 1, route: 'GET /joke', restoreId: randomUUID() })).rejects.toBeInstanceOf(RangeError);
     expect(await ledger.balance(account)).toBe(MAX_BALANCE);
     expect(await ledger.spend({ ...account, amount: MAX_BALANCE, route: 'GET /joke' })).toEqual({ ok: true, balance: 0 });
   });
@@ -694,7 +713,7 @@ describe('the PostgreSQL ledger, specifically', () => {
     const ledgers = await Promise.all([1, 2, 3].map(() => openLedger(url, { schema })));
     await Promise.all(ledgers.map((opened) => opened.close()));
     const { rows } = await admin.query(`SELECT version FROM "${schema}".schema_migrations ORDER BY version`);
-    expect(rows.map((row) => row.version)).toEqual([1, 2, 3, 4]);
+    expect(rows.map((row) => row.version)).toEqual([1, 2, 3, 4, 5]);
   });
 
   it('says which accounts predate its keyed top-up records when migrated over a journal written before them', async () => {

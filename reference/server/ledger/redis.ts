@@ -94,6 +94,7 @@ import {
   assertLockWait,
   assertNonNegativeInteger,
   assertPaymentIntentId,
+  assertRestoreId,
   assertRoute,
   assertTtl,
   assertUnits,
@@ -129,6 +130,9 @@ export const DEFAULT_REPLICA_WAIT_MS = 2_000;
 const BALANCE_LIMIT_ERROR = 'STRIPE402_BALANCE_LIMIT';
 
 /** Shared Lua: the current time in ms, and a JSON journal entry with exact integers. */
+/** How long a restore id is remembered: far past the engine's last retry of a restore. */
+const RESTORE_MARKER_TTL_MS = 24 * 60 * 60 * 1000;
+
 const LUA_PRELUDE = `
 local function now_ms()
   local t = redis.call('TIME')
@@ -253,11 +257,16 @@ redis.call('RPUSH', KEYS[3], unpack(entries))
 return { '1', tostring(spent), string.format('%d', balance) }
 `,
 
-  /* KEYS: balance, journal. ARGV: amount, route, max balance. */
+  /*
+   * KEYS: balance, journal, the restore id's marker. ARGV: amount, route, max
+   * balance, the marker's lifetime in ms. A marker already set means this
+   * restore was applied: nothing changes, the balance is returned.
+   */
   restore: `${LUA_PRELUDE}
 local stored = redis.call('GET', KEYS[1])
 local balance = (stored and tonumber(stored) or 0) + tonumber(ARGV[1])
 if balance > tonumber(ARGV[3]) then return redis.error_reply('${BALANCE_LIMIT_ERROR}') end
+if not redis.call('SET', KEYS[3], '1', 'NX', 'PX', ARGV[4]) then return stored or '0' end
 redis.call('SET', KEYS[1], string.format('%d', balance))
 redis.call('RPUSH', KEYS[2], entry('restore', tonumber(ARGV[1]), 1, ARGV[2], now_ms()))
 return string.format('%d', balance)
@@ -618,9 +627,11 @@ class RedisLedger implements Ledger {
     assertUnits('amount', request.amount);
     assertRoute(request.route);
     if (this.#closed) throw new LedgerUnavailableError('the ledger is closed');
+    assertRestoreId(request.restoreId);
     const keys = this.#keys(request);
+    const marker = `${accountKeyBase(this.#prefix, request)}restore:${request.restoreId}`;
     // A restore gives a client's units back: it waits like a credit, so a failover cannot take them again.
-    const balance = await this.#durableScript(this.#creditReplicas, 'restore', [keys.balance, keys.journal], [request.amount, request.route, MAX_BALANCE]);
+    const balance = await this.#durableScript(this.#creditReplicas, 'restore', [keys.balance, keys.journal, marker], [request.amount, request.route, MAX_BALANCE, RESTORE_MARKER_TTL_MS]);
     return { balance: toUnits(balance) };
   }
 

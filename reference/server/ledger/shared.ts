@@ -111,6 +111,10 @@ export function checkedSpend(request: SpendRequest): SpendRequest {
   return spend;
 }
 
+export function assertRestoreId(id: unknown): asserts id is string {
+  assertText('restoreId', id, 64);
+}
+
 export function assertPaymentIntentId(id: unknown): asserts id is string {
   assertText('paymentIntentId', id);
 }

@@ -50,6 +50,7 @@ import {
   assertLockWait,
   assertNonNegativeInteger,
   assertPaymentIntentId,
+  assertRestoreId,
   assertRoute,
   assertTtl,
   assertUnits,
@@ -471,6 +472,39 @@ function migrations(s: string): Array<{ version: number; name: string; sql: stri
         INSERT INTO ${s}.keyed_topups_since (at) SELECT now() WHERE EXISTS (SELECT 1 FROM ${s}.journal);
       `,
     },
+    {
+      version: 5,
+      name: 'restores named by an id, applied once',
+      sql: `
+        -- A restore whose answer was lost is sent again with the same id; the
+        -- id's journal entry makes the second one change nothing (PROC-10).
+        -- Unique within the account, so that the index partitions with it.
+        ALTER TABLE ${s}.journal ADD COLUMN restore_id text;
+        CREATE UNIQUE INDEX journal_restore_id ON ${s}.journal (client_id, currency, restore_id) WHERE kind = 'restore';
+
+        -- The four-argument restore stays for processes not yet upgraded.
+        CREATE FUNCTION ${s}.restore(
+          p_client_id text, p_currency text, p_amount bigint, p_route text, p_restore_id text
+        ) RETURNS bigint LANGUAGE plpgsql AS $fn$
+        DECLARE
+          v_balance bigint;
+        BEGIN
+          INSERT INTO ${s}.journal (client_id, currency, kind, delta, count, route, restore_id)
+          VALUES (p_client_id, p_currency, 'restore', p_amount, 1, p_route, p_restore_id)
+          ON CONFLICT (client_id, currency, restore_id) WHERE kind = 'restore' DO NOTHING;
+          IF NOT FOUND THEN
+            SELECT balance INTO v_balance FROM ${s}.balances WHERE client_id = p_client_id AND currency = p_currency;
+            RETURN coalesce(v_balance, 0);
+          END IF;
+          INSERT INTO ${s}.balances AS b (client_id, currency, balance)
+          VALUES (p_client_id, p_currency, p_amount)
+          ON CONFLICT (client_id, currency) DO UPDATE SET balance = b.balance + excluded.balance
+          RETURNING b.balance INTO v_balance;
+          RETURN v_balance;
+        END
+        $fn$;
+      `,
+    },
   ];
 }
 
@@ -527,7 +561,7 @@ function statements(schema: string) {
       'credit_topup',
       `SELECT ${s}.credit_topup($1::text, $2::text, $3::text, $4::bigint, $5::bigint, $6::bigint, $7::text)::text AS result`,
     ),
-    restore: named('restore', `SELECT ${s}.restore($1::text, $2::text, $3::bigint, $4::text)::text AS balance`),
+    restore: named('restore', `SELECT ${s}.restore($1::text, $2::text, $3::bigint, $4::text, $5::text)::text AS balance`),
     balance: named(
       'balance',
       `SELECT balance::text AS balance FROM ${s}.balances WHERE client_id = $1::text AND currency = $2::text`,
@@ -759,7 +793,8 @@ class SqlLedger implements Ledger {
     assertAccount(request);
     assertUnits('amount', request.amount);
     assertRoute(request.route);
-    const [row] = await this.#run(this.#sql.restore, [request.clientId, request.currency, request.amount, request.route]);
+    assertRestoreId(request.restoreId);
+    const [row] = await this.#run(this.#sql.restore, [request.clientId, request.currency, request.amount, request.route, request.restoreId]);
     return { balance: toUnits(row?.balance) };
   }
 

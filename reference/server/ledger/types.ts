@@ -49,6 +49,12 @@ export interface RestoreRequest extends Account {
   /** Units to give back, after the paid handler answered 5xx (PROC-10). */
   amount: number;
   route: string;
+  /**
+   * Names this restore. A ledger applies a restore id at most once, so a
+   * restore whose answer was lost (a dropped connection) can be sent again
+   * without giving the units back twice.
+   */
+  restoreId: string;
 }
 
 /**
