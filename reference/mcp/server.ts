@@ -10,6 +10,8 @@
  * nothing. One `Stripe402Session` (client, budget, client ids) serves every
  * MCP connection of the process, so the caps count across them.
  */
+import { readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
 import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js';
 import { z } from 'zod';
@@ -31,8 +33,10 @@ import {
 import { JsonFileClientIdStore } from '@stripe402/client/node';
 import type { McpConfig } from './config.ts';
 
+// The package's own manifest, found by name from source and from the build alike.
+const { version } = JSON.parse(readFileSync(createRequire(import.meta.url).resolve('@stripe402/mcp/package.json'), 'utf8')) as { version: string };
 /** The server's name and version, as MCP hosts show them. */
-export const MCP_SERVER_INFO = { name: 'stripe402', version: '0.1.0' } as const;
+export const MCP_SERVER_INFO = { name: 'stripe402', version } as const;
 
 /** What one MCP connection can ask of the person; set per connection by `createMcpServer`. */
 interface Asker {
