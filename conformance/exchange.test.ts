@@ -56,6 +56,14 @@ describe('the internals an error message must not carry (ERR-4)', () => {
     'Traceback (most recent call last):\n  File "/app/server.py", line 12, in pay',
     'json: cannot unmarshal string into Go struct field .topUpAmount of type int64',
     'dial tcp 127.0.0.1:6379: connect: connection refused',
+    'Expecting value: line 1 column 1 (char 0)',
+    "Expecting ':' delimiter: line 1 column 5 (char 4)",
+    'Extra data: line 1 column 9 (char 8)',
+    "'utf-8' codec can't decode byte 0xff in position 0: invalid start byte",
+    "invalid literal for int() with base 10: 'abc'",
+    'maximum recursion depth exceeded while decoding a JSON array from a unicode string',
+    "'NoneType' object is not subscriptable",
+    "'<' not supported between instances of 'float' and 'NoneType'",
   ])('are found in %j', (text) => {
     expect(internalsIn(text)).toBeDefined();
   });
@@ -68,6 +76,8 @@ describe('the internals an error message must not carry (ERR-4)', () => {
     'the payment header is not valid base64',
     'Payment did not succeed. Status: requires_action',
     'this idempotencyKey was used for a different top-up',
+    'Expecting a payment header: send one with a PaymentMethod or a client id',
+    'the card holder is expected to authenticate this payment',
   ])('are not found in the message for humans %j', (text) => {
     expect(internalsIn(text)).toBeUndefined();
   });

@@ -156,9 +156,23 @@ export const JUNK_CLASSES: JunkClass[] = [
       { label: 'true', value: encodeText('true') },
       { label: 'text that is not JSON', value: encodeText('stripe402Version=1') },
       { label: 'the payload with a trailing comma', value: encodeText(JSON.stringify(payload).slice(0, -1) + ',}') },
+      // Not JSON (RFC 8259 has no such numbers), yet Python's json module reads them by default.
+      { label: 'topUpAmount NaN', value: encodeText(JSON.stringify(payload).slice(0, -1) + ',"topUpAmount":NaN}') },
+      { label: 'topUpAmount Infinity', value: encodeText(JSON.stringify(payload).slice(0, -1) + ',"topUpAmount":Infinity}') },
+      { label: 'stripe402Version -Infinity', value: encodeText(JSON.stringify({ ...payload, stripe402Version: 0 }).replace('"stripe402Version":0', '"stripe402Version":-Infinity')) },
     ],
   },
 ];
+
+/** How deep the nested-array payload goes: past recursive parsers' limits, its header still under ENC-8's 4096 characters. */
+export const NESTING_DEPTH = 1400;
+
+/** `depth` arrays, each the only element of the one around it. */
+export function nestedArrays(depth: number): unknown[] {
+  let value: unknown[] = [];
+  for (let i = 1; i < depth; i++) value = [value];
+  return value;
+}
 
 /**
  * Payloads that decode (valid base64 of a JSON object) but break a message
@@ -181,5 +195,7 @@ export function invalidPayloads(card: string, clientId: string, minTopUp: number
     { label: 'clientId of 63 characters', payload: { stripe402Version: 1, clientId: clientId.slice(1) }, code: 'invalid_payment' },
     { label: 'clientId as a number', payload: { stripe402Version: 1, clientId: 42 }, code: 'invalid_payment' },
     { label: 'paymentMethodId without pm_', payload: { stripe402Version: 1, paymentMethodId: card.replace(/^pm_/, 'card_') }, code: 'invalid_payment' },
+    // Within the 4096-character limit, deeper than a recursive parser's default limit (Python's json stops at about 1000).
+    { label: `topUpAmount nested ${NESTING_DEPTH} arrays deep`, payload: { stripe402Version: 1, paymentMethodId: card, topUpAmount: nestedArrays(NESTING_DEPTH) }, code: 'invalid_payment' },
   ];
 }

@@ -11,9 +11,10 @@ import { CheckFailure, SkipCheck, expect, type CheckDefinition } from './types.t
 
 /**
  * Text that betrays internals (ERR-4): stack frames and exception names of
- * JavaScript, Python, Java and Go; runtime faults; file paths; SQL and the
- * text of PostgreSQL, SQLite and Redis errors; network errors; Stripe's own
- * error text, its request ids and secret keys. Each pattern is specific to
+ * JavaScript, Python, Java and Go; runtime faults and decoding errors of
+ * JavaScript, Python and Go; file paths; SQL and the text of PostgreSQL,
+ * SQLite and Redis errors; network errors; Stripe's own error text, its
+ * request ids and secret keys. Each pattern is specific to
  * machine text, so a message written for humans about the payment never
  * matches.
  */
@@ -29,6 +30,8 @@ export const INTERNALS: readonly RegExp[] = [
   // JavaScript and Go runtime and decoding errors
   /\bCannot read propert(y|ies) of (undefined|null)\b|\bis not a function\b|\bUnexpected token\b.*\bJSON\b|\bis not valid JSON\b/,
   /\bjson: cannot unmarshal\b|\binvalid character '.' (looking for|after|in)\b|\bstrconv\.\w+:|\bcontext deadline exceeded\b|\bdial tcp\b/,
+  // Python runtime and decoding errors
+  /\bExpecting (value|property name enclosed in double quotes|'[,:]' delimiter): line \d+|\bExtra data: line \d+ column \d+|\bUnterminated string starting at: line\b|\binvalid literal for int\(\) with base \d+|'[\w-]+' codec can't (de|en)code\b|\bmaximum recursion depth exceeded\b|'\w+' object (is not subscriptable|has no attribute|is not iterable|cannot be interpreted as an integer)\b|\bunsupported operand type\(s\)|\bnot supported between instances of '\w+' and '\w+'/,
   // file paths and source positions
   /(\/[\w.-]+){2,}\.(ts|js|mjs|cjs|py|go|rb|java|php|rs|cs)\b/,
   /\b[\w-]+\.(ts|js|mjs|cjs|py|go|rb|java|php|rs):\d+/,
