@@ -21,7 +21,7 @@ const SERVER = path.join(path.dirname(fileURLToPath(import.meta.url)), 'python',
 function pythonMissing(): string | null {
   const probe = spawnSync('python3', ['-c', 'import sys; print("%d.%d" % sys.version_info[:2])'], { encoding: 'utf8' });
   if (probe.error || probe.status !== 0) return 'python3 is not installed';
-  const [major, minor] = probe.stdout.trim().split('.').map(Number);
+  const [major = 0, minor = 0] = probe.stdout.trim().split('.').map(Number);
   if (major < 3 || (major === 3 && minor < 10)) return `python3 is ${probe.stdout.trim()}, older than 3.10`;
   return null;
 }
@@ -29,19 +29,28 @@ function pythonMissing(): string | null {
 const missing = pythonMissing();
 const suite = missing ? describe.skip : describe;
 
-/** Price configurations, each legal: currency:amount:minTopUp[:maxTopUp] in units, first one the default. */
-const CONFIGS: Record<string, string[]> = {
-  'the demo price in dollars': ['usd:100:50000:1000000'],
-  'yen then kuwaiti dinars, no maxTopUp': ['jpy:10000:1000000', 'kwd:7:2000'],
+/**
+ * Configurations, each legal: `--offer currency:amount:minTopUp[:maxTopUp]` in units, the first one the
+ * default. The last carries a deliberate defect (Python's default JSON reading, whose RecursionError on a
+ * deeply nested payload ends in a 500 that shows the exception text): it must fail exactly the checks
+ * that name it, so the test proves the suite catches what a hurried Python server gets wrong.
+ */
+const CONFIGS: Record<string, { args: string[]; expectedFailures?: string[] }> = {
+  'the demo price in dollars': { args: ['--offer', 'usd:100:50000:1000000'] },
+  'yen then kuwaiti dinars, no maxTopUp': { args: ['--offer', 'jpy:10000:1000000', '--offer', 'kwd:7:2000'] },
+  'the demo price, read with json.loads defaults': {
+    args: ['--offer', 'usd:100:50000:1000000', '--defect', 'naive-json'],
+    expectedFailures: ['10/error-messages-carry-no-internals', '10/invalid-input-never-served'],
+  },
 };
 
 const children = new Set<ChildProcess>();
 
-/** server.py on a loopback port it picks itself, selling PAID_PATH and FAILING_PATH at `offers`. */
-async function startPythonTarget(emulator: Emulator, offers: string[]): Promise<Target> {
+/** server.py on a loopback port it picks itself, selling PAID_PATH and FAILING_PATH as `extraArgs` say. */
+async function startPythonTarget(emulator: Emulator, extraArgs: string[]): Promise<Target> {
   const serverSecret = `foreign python server ${randomUUID()}`;
   const args = [SERVER, '--port', '0', '--stripe-url', emulator.url, '--stripe-key', emulator.secretKey, '--publishable-key', emulator.publishableKey];
-  for (const offer of offers) args.push('--offer', offer);
+  args.push(...extraArgs);
   const child = spawn('python3', args, { env: { ...process.env, STRIPE402_SERVER_SECRET: serverSecret }, stdio: ['ignore', 'pipe', 'pipe'] });
   children.add(child);
   let stderr = '';
@@ -54,7 +63,7 @@ async function startPythonTarget(emulator: Emulator, offers: string[]): Promise<
       const m = /listening (http:\/\/\S+)/.exec(out);
       if (m) {
         clearTimeout(timer);
-        resolve(m[1]);
+        resolve(m[1]!);
       }
     });
     child.on('exit', (code) => {
@@ -89,16 +98,17 @@ suite(`the suite against a Python server written from the spec alone${missing ? 
     await emulator?.close();
   });
 
-  for (const [name, offers] of Object.entries(CONFIGS)) {
-    it(`passes with no MUST failure and claims no level over a skip: ${name}`, async () => {
-      const target = await startPythonTarget(emulator, offers);
+  for (const [name, { args, expectedFailures = [] }] of Object.entries(CONFIGS)) {
+    const verdict = expectedFailures.length ? `fails exactly ${expectedFailures.join(', ')}` : 'passes with no MUST failure';
+    it(`${verdict} and claims no level over a skip: ${name}`, async () => {
+      const target = await startPythonTarget(emulator, args);
       try {
         const report = await judge(emulator, target, { seed: 402 });
         const failed = mustFailures(report);
-        expect(failed.map((c) => c.id), `${offers.join(' ')}\n${explain(failed)}`).toEqual([]);
+        expect(failed.map((c) => c.id).sort(), `${args.join(' ')}\n${explain(failed)}`).toEqual([...expectedFailures].sort());
         expect(explain(skippedUnderClaim(report))).toBe('');
         expect(report.harnessErrors ?? []).toEqual([]);
-        expect(report.levelReached).toBe('extensions');
+        if (expectedFailures.length === 0) expect(report.levelReached).toBe('extensions');
       } finally {
         await target.close();
       }

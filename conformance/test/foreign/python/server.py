@@ -108,6 +108,10 @@ class Invalid(Exception):
     pass
 
 
+# Set by --defect naive-json: the JSON reading a hurried Python server would have.
+NAIVE_JSON = False
+
+
 def _reject_constant(name: str):
     raise Invalid(f'not JSON: {name}')
 
@@ -154,12 +158,19 @@ def decode_header_value(raw: str) -> dict:
         text = raw_bytes.decode('utf-8', errors='strict')
     except UnicodeDecodeError as exc:
         raise Invalid('utf-8') from exc
-    try:
-        obj = json.loads(text, parse_constant=_reject_constant, object_pairs_hook=_pairs)
-    except Invalid:
-        raise
-    except (ValueError, RecursionError) as exc:  # ENC-7; deep nesting included
-        raise Invalid('json') from exc
+    if NAIVE_JSON:
+        # The deliberate defect: Python's defaults (NaN and Infinity read, RecursionError not caught).
+        try:
+            obj = json.loads(text, object_pairs_hook=_pairs)
+        except ValueError as exc:
+            raise Invalid('json') from exc
+    else:
+        try:
+            obj = json.loads(text, parse_constant=_reject_constant, object_pairs_hook=_pairs)
+        except Invalid:
+            raise
+        except (ValueError, RecursionError) as exc:  # ENC-7; deep nesting included
+            raise Invalid('json') from exc
     if not isinstance(obj, dict):
         raise Invalid('not an object')
     return obj
@@ -549,6 +560,9 @@ class Handler(BaseHTTPRequestHandler):
             self.answer_503()
         except sqlite3.Error:
             self.answer_503()
+        except Exception as exc:  # a bug of this server, never the client's doing
+            text = str(exc) if NAIVE_JSON else 'The server failed to process this request.'
+            self.send(500, json.dumps({'error': text}).encode(), {'Cache-Control': 'no-store'})
 
     def process(self, path, values, state):
         cfg = self.config
@@ -740,7 +754,10 @@ def main():
     ap.add_argument('--offer', action='append', default=[], help='currency:amount:minTopUp[:maxTopUp], units')
     ap.add_argument('--return-url', default='https://example.com/stripe402/authenticated')
     ap.add_argument('--db', default=':memory:', help='SQLite database file for the ledger')
+    ap.add_argument('--defect', choices=['naive-json'], help='a deliberate defect, for the test that the suite catches it')
     args = ap.parse_args()
+    global NAIVE_JSON
+    NAIVE_JSON = args.defect == 'naive-json'
     if not re.fullmatch(r'pk_(test|live)_[A-Za-z0-9_]+', args.publishable_key):
         sys.exit('--publishable-key must be a Stripe publishable key')
     Handler.config = Config(args)
