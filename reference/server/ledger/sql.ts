@@ -24,6 +24,7 @@
 
 import { availableParallelism } from 'node:os';
 import { mkdirSync } from 'node:fs';
+import v8 from 'node:v8';
 // Drivers are optional peer dependencies, loaded when a ledger of their kind
 // opens: a PostgreSQL user needs no PGlite installed, and the other way round.
 import type pg from 'pg';
@@ -40,6 +41,21 @@ import { initPgliteDirectory } from './pglite-init.ts';
  * on PGlite idles near 290 MB instead of 880 MB (docs/performance.md).
  */
 const PGLITE_OPTIONS = { postgresqlconf: ['shared_buffers = 16MB'] };
+
+/**
+ * PGlite's WebAssembly is compiled by V8's baseline compiler only. By
+ * default V8 recompiles hot WebAssembly functions with its optimizing
+ * compiler, whose code and compile-time memory a PGlite process keeps:
+ * about 60 MB on this ledger's queries, the difference between a server
+ * that fits in 256 MB and one that does not. The baseline code runs the
+ * paid route as fast within noise, since a spend's time is its round trips
+ * (docs/performance.md). V8 flags are process-wide and apply to modules
+ * compiled after they are set, so this runs once, before the first PGlite
+ * is created, and only when the ledger opens PGlite itself.
+ */
+function compileWasmBaselineOnly(): void {
+  v8.setFlagsFromString('--liftoff-only');
+}
 import {
   DEFAULT_TOPUP_LOCK_TTL_MS,
   MAX_BALANCE,
@@ -922,8 +938,12 @@ class SqlLedger implements Ledger {
 
 /** Where a SQL ledger lives. */
 export type SqlTarget =
-  /** A PGlite data directory, created if missing, or `memory` for an in-memory database. */
-  | { pglite: string }
+  /**
+   * A PGlite data directory, created if missing, or `memory` for an
+   * in-memory database. `wasmTierUp: true` keeps V8's optimizing compiler
+   * for all WebAssembly of the process (see compileWasmBaselineOnly).
+   */
+  | { pglite: string; wasmTierUp?: boolean }
   /** An open PGlite instance, shared (for example by two ledgers in one process) and not closed by the ledger. */
   | { pgliteInstance: PGliteInstance }
   /** A PostgreSQL connection string. */
@@ -952,6 +972,7 @@ export async function openSqlLedger(target: SqlTarget, options: LedgerOptions = 
     try {
       // A new directory is created in a worker, whose initdb memory is then released (pglite-init.ts).
       if (!inMemory) await initPgliteDirectory(target.pglite);
+      if (target.wasmTierUp !== true) compileWasmBaselineOnly();
       db = inMemory ? new PGlite(PGLITE_OPTIONS) : new PGlite(target.pglite, PGLITE_OPTIONS);
       await db.waitReady;
     } catch (error) {
