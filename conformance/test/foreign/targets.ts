@@ -171,11 +171,19 @@ export function explain(checks: CheckResult[]): string {
     .join('\n');
 }
 
-/** The verdict the price property and the benchmark require: no MUST failure, no level claimed over a skipped MUST check, no harness error. */
-export function verdictProblems(report: ConformanceReport): string[] {
+/**
+ * What keeps a run from the verdict the foreign targets require: MUST
+ * failures other than `expectedFailures` (check ids a configuration breaks
+ * on purpose), an expected failure that did not happen, a level claimed
+ * over a skipped MUST check, a harness error. Empty when the verdict holds.
+ */
+export function verdictProblems(report: ConformanceReport, expectedFailures: readonly string[] = []): string[] {
   const problems: string[] = [];
   const failed = mustFailures(report);
-  if (failed.length > 0) problems.push(`MUST failures:\n${explain(failed)}`);
+  const unexpected = failed.filter((c) => !expectedFailures.includes(c.id));
+  if (unexpected.length > 0) problems.push(`MUST failures:\n${explain(unexpected)}`);
+  const missed = expectedFailures.filter((id) => !failed.some((c) => c.id === id));
+  if (missed.length > 0) problems.push(`expected to fail, but did not: ${missed.join(', ')}`);
   const skipped = skippedUnderClaim(report);
   if (skipped.length > 0) problems.push(`level ${report.levelReached} claimed over skipped MUST checks:\n${explain(skipped)}`);
   if (report.harnessErrors && report.harnessErrors.length > 0) problems.push(`harness errors:\n${report.harnessErrors.join('\n')}`);
