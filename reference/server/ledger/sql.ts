@@ -32,30 +32,6 @@ import type { PGlite } from '@electric-sql/pglite';
 import { GroupCommit } from './group-commit.ts';
 import { LocalLocks, withLock, type SharedLock } from './locks.ts';
 import { initPgliteDirectory } from './pglite-init.ts';
-
-/**
- * The embedded ledger's settings: 16 MB of shared buffers instead of
- * PostgreSQL's 128 MB, which in PGlite is WebAssembly memory held for good.
- * A ledger's hot rows are few (balances being spent), so a small cache
- * serves them; with the initdb in a child process (pglite-init.ts) a server
- * on PGlite idles near 290 MB instead of 880 MB (docs/performance.md).
- */
-const PGLITE_OPTIONS = { postgresqlconf: ['shared_buffers = 16MB'] };
-
-/**
- * PGlite's WebAssembly is compiled by V8's baseline compiler only. By
- * default V8 recompiles hot WebAssembly functions with its optimizing
- * compiler, whose code and compile-time memory a PGlite process keeps:
- * about 60 MB on this ledger's queries, the difference between a server
- * that fits in 256 MB and one that does not. The baseline code runs the
- * paid route as fast within noise, since a spend's time is its round trips
- * (docs/performance.md). V8 flags are process-wide and apply to modules
- * compiled after they are set, so this runs once, before the first PGlite
- * is created, and only when the ledger opens PGlite itself.
- */
-function compileWasmBaselineOnly(): void {
-  v8.setFlagsFromString('--liftoff-only');
-}
 import {
   DEFAULT_TOPUP_LOCK_TTL_MS,
   MAX_BALANCE,
@@ -91,6 +67,30 @@ import {
   type TopUpCredit,
   type TopUpResult,
 } from './types.ts';
+
+/**
+ * The embedded ledger's settings: 16 MB of shared buffers instead of
+ * PostgreSQL's 128 MB, which in PGlite is WebAssembly memory held for good.
+ * A ledger's hot rows are few (balances being spent), so a small cache
+ * serves them; with the initdb in a child process (pglite-init.ts) a server
+ * on PGlite idles near 290 MB instead of 880 MB (docs/performance.md).
+ */
+const PGLITE_OPTIONS = { postgresqlconf: ['shared_buffers = 16MB'] };
+
+/**
+ * PGlite's WebAssembly is compiled by V8's baseline compiler only. By
+ * default V8 recompiles hot WebAssembly functions with its optimizing
+ * compiler, whose code and compile-time memory a PGlite process keeps:
+ * about 55 MB on this ledger's queries, what takes a PGlite server under
+ * 250 MB idle. The baseline code runs the paid route as fast within noise,
+ * since a spend's time is its round trips (docs/performance.md). V8 flags
+ * are process-wide and apply to modules compiled after they are set, so it
+ * is set before PGlite is created (setting it again changes nothing), and
+ * only when the ledger opens PGlite itself.
+ */
+function compileWasmBaselineOnly(): void {
+  v8.setFlagsFromString('--liftoff-only');
+}
 
 export const DEFAULT_SCHEMA = 'stripe402';
 
@@ -970,7 +970,7 @@ export async function openSqlLedger(target: SqlTarget, options: LedgerOptions = 
     const { PGlite } = await loadDriver(() => import('@electric-sql/pglite'), '@electric-sql/pglite');
     let db: PGlite;
     try {
-      // A new directory is created in a worker, whose initdb memory is then released (pglite-init.ts).
+      // A new directory is created in a child process, whose initdb memory is then released (pglite-init.ts).
       if (!inMemory) await initPgliteDirectory(target.pglite);
       if (target.wasmTierUp !== true) compileWasmBaselineOnly();
       db = inMemory ? new PGlite(PGLITE_OPTIONS) : new PGlite(target.pglite, PGLITE_OPTIONS);
