@@ -6,7 +6,12 @@
  * the client-side checks of scenarios.ts. Longer runs of the same
  * scenarios: `npx tsx test/scale/long.ts` (docs/reliability.md).
  */
+import { randomBytes } from 'node:crypto';
+import calculateSlot from 'cluster-key-slot';
 import { describe, expect, it } from 'vitest';
+import { openLedger } from '@stripe402/server/ledger';
+import { accountKeyBase } from '../../reference/server/ledger/redis.ts';
+import { startRedisCluster } from './redis-cluster.ts';
 import { runScenario, type FaultName, type SharedLedgerKind } from './scenarios.ts';
 
 /** Each fault, the ledger it runs on, and what its report must show for the fault to have happened. */
@@ -45,7 +50,7 @@ describe('a Redis Cluster primary failing over under load', () => {
     const result = await runScenario({ ledger: 'redis-cluster', fault: 'failover-redis-primary', workers: 2, cards: 8, virtualClients: 16, durationMs: 6_000, maxRequests: 2_000 });
     expect(result.faultDetail).toMatch(/kill -9 of the Redis primary on port \d+ .*its replica on port \d+ took over.*rejoined as its replica/);
     // Every top-up answered with a chargeId was in the ledger before any webhook or reconcile ran.
-    expect(result.acknowledgedCreditsLost).toBe(0);
+    expect({ lost: result.acknowledgedCreditsLost, first: result.lostCredits, fault: result.faultDetail }).toEqual({ lost: 0, first: [], fault: result.faultDetail });
     expect(result.invariants.negative).toEqual([]);
     expect(result.invariants.journalMismatch).toEqual([]);
     expect(result.invariants.duplicateCredits).toEqual([]);
@@ -57,4 +62,36 @@ describe('a Redis Cluster primary failing over under load', () => {
     expect(result.load.topUps.succeeded).toBeGreaterThan(5);
     expect(result.spentUnserved).toBeLessThanOrEqual(result.load.unknownUnits);
   }, 150_000);
+});
+
+describe('a Redis Cluster whose new primary stalls while the killed node, restarted empty, has not synchronised', () => {
+  it('keeps an acknowledged credit: the empty node is not promoted (cluster-replica-validity-factor stays positive)', async () => {
+    const cluster = await startRedisCluster();
+    const ledger = await openLedger(cluster.url, { keyPrefix: 'stall:' });
+    try {
+      const account = { currency: 'usd', clientId: randomBytes(32).toString('hex') };
+      expect(await ledger.creditTopUp({ ...account, paymentIntentId: `pi_stall_${randomBytes(6).toString('hex')}`, units: 500, chargedMinor: 5 })).toMatchObject({ credited: true, balance: 500 });
+      const primary = await cluster.primaryOf(calculateSlot(accountKeyBase('stall:', account)));
+      const replica = await cluster.replicaOf(primary);
+      await cluster.kill(primary);
+      await cluster.waitForPrimary(replica);
+      // The new primary stalls before the killed node is back, so that node starts empty and cannot synchronise.
+      cluster.stall(replica);
+      try {
+        await cluster.start(primary);
+        await expect.poll(async () => (await cluster.role(primary)).role, { timeout: 15_000, interval: 100 }).toBe('replica');
+        // Long past the node timeout (1 s): the other primaries mark the stalled one failed, and its only replica is the empty node.
+        await new Promise((resolve) => setTimeout(resolve, 5_000));
+        expect(await cluster.role(primary)).toMatchObject({ role: 'replica', linked: false });
+      } finally {
+        cluster.resume(replica);
+      }
+      await expect.poll(async () => cluster.role(primary), { timeout: 20_000, interval: 200 }).toEqual({ role: 'replica', primaryPort: replica, linked: true });
+      expect(await ledger.balance(account)).toBe(500);
+      expect(await ledger.journal(account)).toHaveLength(1);
+    } finally {
+      await ledger.close();
+      await cluster.dispose();
+    }
+  }, 90_000);
 });

@@ -74,8 +74,8 @@ export interface LoadStats {
   unknownUnits: number;
   /** Top-ups: `spentByOthers` counts retries that found their charge credited and already spent by the client's other requests. */
   topUps: { started: number; succeeded: number; retried: number; spentByOthers: number; unresolved: UnresolvedTopUp[] };
-  /** Charges this run's responses reported (chargeId), by PaymentIntent id. */
-  charges: Set<string>;
+  /** Charges this run's responses reported (chargeId): PaymentIntent id to when it was first reported, in ms since the load started. */
+  charges: Map<string, number>;
   statuses: Map<number, number>;
   unknownClientRefusals: number;
   problems: string[];
@@ -110,7 +110,7 @@ export async function runLoad(options: LoadOptions): Promise<LoadStats> {
     unknownOutcomes: 0,
     unknownUnits: 0,
     topUps: { started: 0, succeeded: 0, retried: 0, spentByOthers: 0, unresolved: [] },
-    charges: new Set(),
+    charges: new Map(),
     statuses: new Map(),
     unknownClientRefusals: 0,
     problems: [],
@@ -143,7 +143,7 @@ export async function runLoad(options: LoadOptions): Promise<LoadStats> {
   /** Checks one answer against the protocol; true when it is a served (or restored) paid request. */
   const account = (route: LoadRoute, clientId: string, outcome: Outcome): boolean => {
     const { status, payment } = outcome;
-    if (payment?.chargeId) stats.charges.add(payment.chargeId);
+    if (payment?.chargeId && !stats.charges.has(payment.chargeId)) stats.charges.set(payment.chargeId, Date.now() - started);
     if (status === 0 || status === 503) {
       stats.unknownOutcomes++;
       stats.unknownUnits += route.price;

@@ -6,10 +6,11 @@
  * joined by `redis-cli --cluster create`. Nothing shared is touched: its
  * data lives in a temporary directory removed on dispose.
  *
- * The node timeout is short (1 s) and replicas fail over whatever their
- * data's age, so the failover test sees a replica take over within a few
- * seconds; `cluster-require-full-coverage no` keeps the other shards
- * serving while one fails over, as a production cluster should be set.
+ * The node timeout is short (1 s), so the failover test sees a replica
+ * take over within a few seconds; `cluster-require-full-coverage no` keeps
+ * the other shards serving while one fails over, as a production cluster
+ * should be set. The replica validity factor stays positive, as it must in
+ * production (docs/ledgers.md).
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
@@ -34,6 +35,13 @@ export interface RedisCluster {
   primaryOf(slot: number): Promise<number>;
   /** Kills a node with SIGKILL, as a crash would. */
   kill(port: number): Promise<void>;
+  /** Stops a node with SIGSTOP (a stalled host: its connections stay open, it answers nothing) until `resume`. */
+  stall(port: number): void;
+  resume(port: number): void;
+  /** Starts a killed node again and returns once it answers, whatever its role. */
+  start(port: number): Promise<void>;
+  /** The node's ROLE: `primary`, or `replica` with whether its link to its primary is up. */
+  role(port: number): Promise<{ role: 'primary' } | { role: 'replica'; primaryPort: number; linked: boolean }>;
   /** Waits until every slot is served again and `port` (a replica) reports itself primary. */
   waitForPrimary(port: number, timeoutMs?: number): Promise<void>;
   /**
@@ -112,7 +120,11 @@ export async function startRedisCluster(): Promise<RedisCluster> {
           '--cluster-enabled', 'yes',
           '--cluster-config-file', path.join(dir, `nodes-${port}.conf`),
           '--cluster-node-timeout', '1000',
-          '--cluster-replica-validity-factor', '0',
+          // Not 0: with 0 a node restarted empty, still waiting for its first sync, is promoted when
+          // its primary stalls past the node timeout (a busy machine), and the shard's data is wiped.
+          '--cluster-replica-validity-factor', '10',
+          // A rejoining replica syncs at once instead of waiting 5 s for others (shorter empty window, faster tests).
+          '--repl-diskless-sync-delay', '0',
           '--cluster-require-full-coverage', 'no',
           // A replica that falls behind a bulk load waits instead of being cut off and fully resynchronised.
           '--client-output-buffer-limit', 'replica 0 0 0',
@@ -180,6 +192,17 @@ export async function startRedisCluster(): Promise<RedisCluster> {
       const exited = once(node.process, 'exit');
       node.process.kill('SIGKILL');
       await exited;
+    },
+    stall: (port) => void nodes.find((candidate) => candidate.port === port)!.process.kill('SIGSTOP'),
+    resume: (port) => void nodes.find((candidate) => candidate.port === port)!.process.kill('SIGCONT'),
+    start: async (port) => {
+      const node = nodes.find((candidate) => candidate.port === port)!;
+      node.process = spawn('redis-server', node.args, { stdio: 'ignore' });
+      await waitUntil(async () => (await ask(port, (redis) => redis.ping())) === 'PONG', 10_000, `redis-server did not start on port ${port}`);
+    },
+    role: async (port) => {
+      const role = (await ask(port, (redis) => redis.call('ROLE'))) as unknown[];
+      return role[0] === 'master' ? { role: 'primary' } : { role: 'replica', primaryPort: Number(role[2]), linked: role[3] === 'connected' };
     },
     restart: async (port, timeoutMs = 30_000) => {
       const node = nodes.find((candidate) => candidate.port === port)!;

@@ -82,6 +82,8 @@ export interface ScenarioResult {
   reconciled: number;
   /** Top-ups answered with a chargeId whose PaymentIntent the ledger did not hold once the load ended (before webhooks and reconcile). */
   acknowledgedCreditsLost: number;
+  /** The first of those, each with when it was acknowledged (seconds since the load started, the clock of faultDetail). */
+  lostCredits: string[];
   webhookDeliveries: number;
   invariants: InvariantReport;
   /** Problems of the client-side checks (LEDG-7, unknown ids, protocol answers). */
@@ -122,7 +124,7 @@ function atMoments(durationMs: number, fractions: number[], action: (index: numb
 
 function planFault(
   fault: FaultName,
-  context: { emulator: Emulator; fleet: Fleet; target: LedgerTarget; redis?: PrivateRedis; durationMs: number; clientIds: string[] },
+  context: { emulator: Emulator; fleet: Fleet; target: LedgerTarget; redis?: PrivateRedis; durationMs: number; clientIds: string[]; loadClockS: () => string },
 ): FaultPlan {
   const { emulator, fleet, target, durationMs } = context;
   const detail: string[] = [];
@@ -186,12 +188,12 @@ function planFault(
             const replica = await cluster.replicaOf(primary);
             const killedAt = Date.now();
             await cluster.kill(primary);
-            detail.push(`kill -9 of the Redis primary on port ${primary} (slot ${slot})`);
+            detail.push(`kill -9 of the Redis primary on port ${primary} (slot ${slot}) at ${context.loadClockS()} s of the load`);
             await cluster.waitForPrimary(replica);
-            detail.push(`its replica on port ${replica} took over ${((Date.now() - killedAt) / 1000).toFixed(1)} s later`);
+            detail.push(`its replica on port ${replica} took over ${((Date.now() - killedAt) / 1000).toFixed(1)} s later (at ${context.loadClockS()} s)`);
             await sleep(1_000);
             await cluster.restart(primary);
-            detail.push(`the killed node rejoined as its replica ${((Date.now() - killedAt) / 1000).toFixed(1)} s after the kill`);
+            detail.push(`the killed node rejoined as its replica ${((Date.now() - killedAt) / 1000).toFixed(1)} s after the kill (at ${context.loadClockS()} s)`);
           })(),
         );
       });
@@ -317,6 +319,7 @@ export async function runScenario(options: ScenarioOptions): Promise<ScenarioRes
     );
     const cards = await createCards(emulator.stripe(), serverSecret, options.cards);
     emulator.setWebhook({ url: `${fleet.url}/stripe402/webhook`, secret: webhookSecret, retryDelaysMs: [200, 1_000, 2_000] });
+    let loadStarted = Date.now();
     const plan = planFault(options.fault, {
       emulator,
       fleet,
@@ -324,8 +327,9 @@ export async function runScenario(options: ScenarioOptions): Promise<ScenarioRes
       ...(redis ? { redis } : {}),
       durationMs: options.durationMs,
       clientIds: cards.map((card) => card.clientId),
+      loadClockS: () => ((Date.now() - loadStarted) / 1000).toFixed(2),
     });
-    const loadStarted = Date.now();
+    loadStarted = Date.now();
     log(`${options.ledger}, ${options.workers} processes, fault ${options.fault}: load for ${options.durationMs} ms or ${options.maxRequests} requests`);
     const load = await runLoad({
       url: fleet.url,
@@ -346,7 +350,13 @@ export async function runScenario(options: ScenarioOptions): Promise<ScenarioRes
     const ledger = await target.openLedger();
     try {
       let acknowledgedCreditsLost = 0;
-      for (const paymentIntentId of load.charges) if (!(await ledger.isCredited(paymentIntentId))) acknowledgedCreditsLost++;
+      const lostCredits: string[] = [];
+      for (const [paymentIntentId, atMs] of load.charges) {
+        if (await ledger.isCredited(paymentIntentId)) continue;
+        acknowledgedCreditsLost++;
+        const started = await ledger.startedTopUp(paymentIntentId);
+        if (lostCredits.length < 20) lostCredits.push(`${paymentIntentId} acknowledged at ${(atMs / 1000).toFixed(2)} s${started ? `, recorded as started for ${started.clientId.slice(0, 8)}` : ''}`);
+      }
 
       // Recovery, by the protocol's own paths only: webhooks still in flight, then reconcile.
       await emulator.webhooksIdle(15_000).catch(() => undefined);
@@ -384,6 +394,7 @@ export async function runScenario(options: ScenarioOptions): Promise<ScenarioRes
         load,
         reconciled: report.credited.length,
         acknowledgedCreditsLost,
+        lostCredits,
         webhookDeliveries,
         spentUnserved: totalNet - totalServed,
         invariants,

@@ -908,6 +908,48 @@ describe('the Redis ledger on a cluster, specifically', () => {
     }
   });
 
+  it('acknowledges a credit, restore or charged key that another connection wrote only once a replica holds it', async () => {
+    // WAIT counts replicas up to this connection's own last write: a claim
+    // that finds the work done by another connection (the webhook on another
+    // process) must not be acknowledged while that write is on the primary only.
+    const account = freshAccount();
+    const paymentIntentId = freshPaymentIntent();
+    const restore = { ...account, amount: 3, route: 'GET /joke', restoreId: randomUUID() };
+    const idempotencyKey = randomUUID();
+    const writer = await openLedger(cluster.url, { keyPrefix, creditReplicas: 0 });
+    const confirmer = await openLedger(cluster.url, { keyPrefix, creditReplicas: 1, replicaWaitMs: 150 });
+    const roles = await Promise.all(
+      cluster.nodes.map(async (node) => {
+        const probe = new Redis(node.port, '127.0.0.1');
+        try {
+          return (await probe.role())[0];
+        } finally {
+          probe.disconnect();
+        }
+      }),
+    );
+    const stopped = cluster.nodes.filter((_, i) => roles[i] === 'slave').map((node) => node.process);
+    expect(stopped).toHaveLength(3);
+    for (const replica of stopped) replica.kill('SIGSTOP');
+    try {
+      expect(await writer.creditTopUp({ ...account, paymentIntentId, units: 40, chargedMinor: 1 })).toEqual({ credited: true, spent: false, balance: 40 });
+      await expect(confirmer.creditTopUp({ ...account, paymentIntentId, units: 40, chargedMinor: 1 })).rejects.toBeInstanceOf(LedgerUnavailableError);
+      expect(await writer.restore(restore)).toEqual({ balance: 43 });
+      await expect(confirmer.restore(restore)).rejects.toBeInstanceOf(LedgerUnavailableError);
+      await writer.keyedTopUpCharged(account, idempotencyKey, paymentIntentId);
+      await expect(confirmer.keyedTopUpCharged(account, idempotencyKey, paymentIntentId)).rejects.toBeInstanceOf(LedgerUnavailableError);
+    } finally {
+      for (const replica of stopped) replica.kill('SIGCONT');
+    }
+    // Once the replicas hold it (the default wait, so a replica just resumed has time to catch up), the same claims are acknowledged, and change nothing.
+    const patient = await openLedger(cluster.url, { keyPrefix, creditReplicas: 1 });
+    expect(await patient.creditTopUp({ ...account, paymentIntentId, units: 40, chargedMinor: 1 })).toEqual({ credited: false, spent: false, balance: 43 });
+    expect(await patient.restore(restore)).toEqual({ balance: 43 });
+    await patient.keyedTopUpCharged(account, idempotencyKey, paymentIntentId);
+    expect(await patient.journal(account)).toHaveLength(2);
+    await Promise.all([writer.close(), confirmer.close(), patient.close()]);
+  });
+
   it('answers spends only once a replica holds them when spendReplicas asks it', async () => {
     const account = freshAccount();
     const waiting = await openLedger(cluster.url, { keyPrefix, spendReplicas: 1 });

@@ -43,8 +43,11 @@
  * once `creditReplicas` replicas hold it (WAIT, default one on a cluster
  * with replicas), so a failover never loses a charged top-up that a client
  * was told about; spends wait only when `spendReplicas` asks them to, and
- * docs/ledgers.md says what a failover can lose without it. A ledger written by the earlier layout (one `balances`
- * hash, one `credits` hash) is migrated when a server opens it.
+ * docs/ledgers.md says what a failover can lose without it. WAIT counts
+ * replicas holding this connection's writes, so a credit found already made
+ * (by another process) is written again before it is acknowledged.
+ * A ledger written by the earlier layout (one `balances` hash, one
+ * `credits` hash) is migrated when a server opens it.
  *
  * Numbers in Lua are doubles, exact up to 2^53-1, which is why no balance may
  * exceed that and why scripts format numbers with %d rather than tostring.
@@ -129,10 +132,10 @@ export const DEFAULT_REPLICA_WAIT_MS = 2_000;
 /** Reported by a script when a credit would push a balance past 2^53-1. */
 const BALANCE_LIMIT_ERROR = 'STRIPE402_BALANCE_LIMIT';
 
-/** Shared Lua: the current time in ms, and a JSON journal entry with exact integers. */
 /** How long a restore id is remembered: far past the engine's last retry of a restore. */
 const RESTORE_MARKER_TTL_MS = 24 * 60 * 60 * 1000;
 
+/** Shared Lua: the current time in ms, and a JSON journal entry with exact integers. */
 const LUA_PRELUDE = `
 local function now_ms()
   local t = redis.call('TIME')
@@ -234,7 +237,12 @@ return string.format('%d', balance)
   creditTopUp: `${LUA_PRELUDE}
 local stored = redis.call('GET', KEYS[1])
 local balance = stored and tonumber(stored) or 0
-if redis.call('HEXISTS', KEYS[2], ARGV[2]) == 1 then return { '0', '0', string.format('%d', balance) } end
+local held = redis.call('HGET', KEYS[2], ARGV[2])
+if held then
+  -- Credited before, maybe by another connection: written again so that this connection's WAIT covers that credit.
+  redis.call('HSET', KEYS[2], ARGV[2], held)
+  return { '0', '0', string.format('%d', balance) }
+end
 local units = tonumber(ARGV[3])
 if balance + units > tonumber(ARGV[7]) then return redis.error_reply('${BALANCE_LIMIT_ERROR}') end
 balance = balance + units
@@ -266,10 +274,36 @@ return { '1', tostring(spent), string.format('%d', balance) }
 local stored = redis.call('GET', KEYS[1])
 local balance = (stored and tonumber(stored) or 0) + tonumber(ARGV[1])
 if balance > tonumber(ARGV[3]) then return redis.error_reply('${BALANCE_LIMIT_ERROR}') end
-if not redis.call('SET', KEYS[3], '1', 'NX', 'PX', ARGV[4]) then return stored or '0' end
+if not redis.call('SET', KEYS[3], '1', 'NX', 'PX', ARGV[4]) then
+  -- Applied before, maybe by another connection: a write, so that this connection's WAIT covers that restore.
+  redis.call('PEXPIRE', KEYS[3], ARGV[4])
+  return stored or '0'
+end
 redis.call('SET', KEYS[1], string.format('%d', balance))
 redis.call('RPUSH', KEYS[2], entry('restore', tonumber(ARGV[1]), 1, ARGV[2], now_ms()))
 return string.format('%d', balance)
+`,
+
+  /*
+   * KEYS: a key that, once set, keeps its first value. ARGV: the value.
+   * Returns the value held before, or nil when this call set it. A value
+   * held already is written again: WAIT counts the replicas that have this
+   * connection's writes, and the value may be another connection's write
+   * that no replica holds yet.
+   */
+  setOnce: `
+local held = redis.call('GET', KEYS[1])
+if held then redis.call('SET', KEYS[1], held, 'KEEPTTL') return held end
+redis.call('SET', KEYS[1], ARGV[1])
+return false
+`,
+
+  /* The same for a hash field. KEYS: the hash. ARGV: the field, the value. */
+  setFieldOnce: `
+local held = redis.call('HGET', KEYS[1], ARGV[1])
+if held then redis.call('HSET', KEYS[1], ARGV[1], held) return held end
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+return false
 `,
 
   /* KEYS: the lock. ARGV: the holder's token. Deletes the lock only if this holder still has it. */
@@ -603,12 +637,7 @@ class RedisLedger implements Ledger {
     // the credit itself is recorded in the account's slot, so a repeated
     // claim by the same account (a retry after a lost reply) goes on to a
     // credit that the account's record keeps to once.
-    let owner: unknown;
-    try {
-      owner = await this.#durably(this.#creditReplicas, (pipeline) => pipeline.set(paymentIntentOwnerKey(this.#prefix, credit.paymentIntentId), account, 'NX', 'GET'));
-    } catch (error) {
-      throw ledgerError(error);
-    }
+    const owner = await this.#durableScript(this.#creditReplicas, 'setOnce', [paymentIntentOwnerKey(this.#prefix, credit.paymentIntentId)], [account]);
     if (owner !== null && owner !== account) {
       return { credited: false, spent: false, balance: await this.balance(credit) };
     }
@@ -720,7 +749,7 @@ class RedisLedger implements Ledger {
     assertPaymentIntentId(paymentIntentId);
     if (this.#closed) throw new LedgerUnavailableError('the ledger is closed');
     // Acknowledged like a credit, once replicas hold it: a failover must not forget which PaymentIntent a key charged.
-    await this.#durably(this.#creditReplicas, (pipeline) => pipeline.hsetnx(this.#keyedTopUpKey(account, idempotencyKey), 'pi', paymentIntentId));
+    await this.#durableScript(this.#creditReplicas, 'setFieldOnce', [this.#keyedTopUpKey(account, idempotencyKey)], ['pi', paymentIntentId]);
   }
 
   async customerOf(clientId: string): Promise<string | null> {
