@@ -128,6 +128,7 @@ export const CHECK_CATEGORIES: Readonly<Record<string, Category>> = Object.freez
   '10/error-codes-from-closed-set': 'strict',
   '10/error-messages-carry-no-internals': 'safety',
   '10/invalid-input-never-served': 'strict',
+  '10/error-names-the-card-client-id': 'strict',
   '10/declined-card-credits-nothing': 'safety',
   // 11. Ledger: no overdraft and money conservation, whatever the version.
   '11/concurrent-spends-never-overdraw': 'safety',

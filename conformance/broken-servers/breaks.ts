@@ -483,6 +483,11 @@ export const BREAKS = {
     checks: ['10/error-402-carries-both-headers'],
     alsoRun: ['3/payment-response-on-error'],
   },
+  'error-names-payload-client-id': {
+    description: "an error after the card is read names the payload's clientId and its balance, not the card's client id",
+    requirements: ['ERR-2'],
+    checks: ['10/error-names-the-card-client-id'],
+  },
   'leaks-internals': {
     description: 'error messages carry a stack trace',
     requirements: ['ERR-4'],
@@ -581,7 +586,12 @@ export const VARIANTS = {
   'v1-error-bodies': {
     description: 'answers errors as stripe402 v1 does: insufficient_credits with the challenge and no payment-response, other errors with neither header and a PaymentResponse body with clientId ""',
     requirements: ['COMPAT-4'],
-    failsOnly: ['3/payment-response-on-error', '3/payment-response-on-undecodable-header', '10/error-402-carries-both-headers'],
+    failsOnly: [
+      '3/payment-response-on-error',
+      '3/payment-response-on-undecodable-header',
+      '10/error-402-carries-both-headers',
+      '10/error-names-the-card-client-id',
+    ],
   },
   'webhook-credits-first': {
     description: 'credits a PaymentIntent that completes authentication as soon as it sees it succeeded, before the paying request resumes (as a webhook would); the resume then reports no chargeId (LEDG-4, PROC-9)',

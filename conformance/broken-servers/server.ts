@@ -530,7 +530,8 @@ function buildApp(options: BrokenServerOptions): Hono<{ Bindings: HttpBindings }
     // 5. Only now validate the top-up (PROC-5).
     const topUp = payload.topUpAmount ?? (is('default-top-up-is-max') ? (price.maxTopUp ?? price.minTopUp) : price.minTopUp);
     if (!is('no-minimum-top-up-check') && (topUp < price.minTopUp || topUp < amount)) {
-      return refuse('top_up_below_minimum', `the smallest top-up is ${price.minTopUp} units`, clientId, balanceOf(clientId, currency));
+      const named = is('error-names-payload-client-id') && payload.clientId !== undefined ? payload.clientId : clientId;
+      return refuse('top_up_below_minimum', `the smallest top-up is ${price.minTopUp} units`, named, balanceOf(named, currency));
     }
     if (!is('no-maximum-top-up-check') && price.maxTopUp !== undefined && topUp > price.maxTopUp) {
       return refuse('top_up_above_maximum', `the largest top-up is ${price.maxTopUp} units`, clientId, balanceOf(clientId, currency));

@@ -21,6 +21,7 @@ const V1_FAILS: Record<string, string> = {
   '3/payment-response-on-error': 'Table 15.2, insufficient_credits 402: no payment-response',
   '3/payment-response-on-undecodable-header': 'Table 15.2, error 402: no payment-response',
   '10/error-402-carries-both-headers': 'Table 15.2, error 402: neither header',
+  '10/error-names-the-card-client-id': 'Table 15.2, error 402: the body\'s clientId is ""',
   '3/rejects-oversized-header': 'Table 15.2, header length not checked',
   '3/rejects-repeated-header': 'Table 15.2, repeated header not checked',
   '3/rejects-stray-characters': 'Table 15.2, lenient decoding',

@@ -6,8 +6,8 @@
 import { ERROR_CODES, decodePaymentHeader, validatePaymentRequired } from '@stripe402/core';
 import { delivered, describeWithRequest, headerValue, isSuccess, type Exchange } from '../exchange.ts';
 import { invalidInputProperty } from '../properties/invalid-input.ts';
-import { expectBalance, expectError, show } from './helpers.ts';
-import { CheckFailure, SkipCheck, expect, type CheckDefinition } from './types.ts';
+import { expectBalance, expectError, goodCard, show, stepUnits } from './helpers.ts';
+import { CheckFailure, NotApplicable, SkipCheck, expect, type CheckDefinition } from './types.ts';
 
 /**
  * Text that betrays internals (ERR-4): stack frames and exception names of
@@ -168,6 +168,28 @@ export const errorChecks: CheckDefinition[] = [
     },
   },
   invalidInputProperty,
+  {
+    id: '10/error-names-the-card-client-id',
+    title: "an error after the card is read names the card's client id and balance, not the payload's clientId",
+    level: 'core',
+    severity: 'must',
+    requirement: 'ERR-2',
+    async run(ctx) {
+      const { minTopUp } = ctx.accept;
+      const step = stepUnits(ctx.accept.currency);
+      if (minTopUp - step < 1) throw new NotApplicable('no valid top-up lies below minTopUp');
+      const card = goodCard(ctx, 1);
+      const { clientId, remainder } = await ctx.uncovered(card);
+      // Step 3 finds nothing for the payload's (unknown) client id, step 4 reads the card, step 5 refuses the top-up:
+      // the client id established is the card's, and a client that trusted the payload's would spend from the wrong one.
+      const other = ctx.randomClientId();
+      const response = await ctx.payWithCard(card, minTopUp - step, undefined, { clientId: other });
+      expectError(response, 'top_up_below_minimum', `a top-up of ${minTopUp - step} units with ${card} and another clientId`);
+      const answer = response.answer;
+      expect(answer.clientId === clientId, `clientId ${clientId} (the card's), not the payload's ${other}`, show(answer));
+      expect(answer.creditsRemaining === remainder, `creditsRemaining ${remainder} (the card's balance)`, show(answer));
+    },
+  },
   {
     id: '10/declined-card-credits-nothing',
     title: 'a declined card is card_declined, credits nothing and leaves no succeeded charge',
